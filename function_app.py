@@ -1,0 +1,14 @@
+"""TrustGate: the single Azure Functions app (Python v2 programming model).
+
+Registers one Blueprint per area and nothing else: no I/O and no required setting at import
+time, so indexing never fails with "0 functions found".
+"""
+
+import azure.functions as func
+
+from functions.health import health_bp
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for blueprint in (health_bp,):
+    app.register_functions(blueprint)

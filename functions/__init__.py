@@ -1,0 +1,1 @@
+"""One Blueprint module per area; ``function_app.py`` registers them all."""

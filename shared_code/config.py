@@ -1,0 +1,183 @@
+"""Typed application settings: the one place the app reads its configuration.
+
+Sources, highest precedence first:
+1. environment variables (what Azure App Settings and ``func start`` provide);
+2. the ``Values`` of ``local.settings.json`` in the project root (or the file named by
+   ``TRUSTGATE_LOCAL_SETTINGS``), so the devhost and tests see what ``func start`` would.
+
+Nothing is read at import time. :func:`get_settings` parses once per process and caches; a
+missing or malformed setting raises :class:`ConfigError` naming it. Every setting the code
+reads is declared in :data:`SETTINGS`, which tests compare with ``local.settings.example.json``
+and the Bicep app settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed. ``setting`` names it; the message never holds its value."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"setting {setting}: {reason}")
+        self.setting = setting
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """Declaration of one setting: its name, default (``None`` = required) and whether it is secret."""
+
+    name: str
+    default: str | None
+    description: str
+    secret: bool = False
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("COSMOS_ENDPOINT", None, "Cosmos DB account endpoint, e.g. https://acct.documents.azure.com:443/"),
+    SettingSpec("COSMOS_KEY", "", "Cosmos DB key; empty = Microsoft Entra ID (DefaultAzureCredential)", secret=True),
+    SettingSpec("COSMOS_DATABASE", "trustgate", "Cosmos DB database name"),
+    SettingSpec("COSMOS_VERIFY_TLS", "true", "verify the Cosmos endpoint's TLS certificate (false only for emulators)"),
+    SettingSpec("STORAGE", "", "Blob Storage connection string (emulator / key auth); empty = use STORAGE__blobServiceUri", secret=True),
+    SettingSpec("STORAGE__blobServiceUri", "", "Blob service URL for identity-based access, e.g. https://acct.blob.core.windows.net"),
+    SettingSpec("AZURE_CLIENT_ID", "", "client id of the user-assigned managed identity (empty = default identity)"),
+    SettingSpec("STORAGE_TIMEOUT_SECONDS", "10", "connect/read timeout for Cosmos and Blob calls, seconds"),
+    SettingSpec("UPLOADS_CONTAINER", "uploads", "blob container holding device uploads"),
+    SettingSpec("DEVICE_TOKEN_PEPPER", None, "base64 key (>= 32 bytes) for the keyed hash of device tokens", secret=True),
+    SettingSpec("CHALLENGE_TTL_SECONDS", "300", "lifetime of a device challenge, seconds"),
+    SettingSpec("MAX_UPLOAD_BYTES", "67108864", "largest accepted upload file, bytes"),
+    SettingSpec(
+        "ALLOWED_CONTENT_TYPES",
+        "application/octet-stream,application/pdf,application/json,application/zip,"
+        "text/plain,text/markdown,text/csv,image/png,image/jpeg,image/webp",
+        "comma-separated media types accepted by /upload-file",
+    ),
+    SettingSpec("FILES_PAGE_SIZE", "50", "default page size of GET /api/files (max 200)"),
+)
+
+_SPECS = {spec.name: spec for spec in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed settings. Durations are seconds, sizes bytes, keys raw bytes."""
+
+    cosmos_endpoint: str
+    cosmos_key: str
+    cosmos_database: str
+    cosmos_verify_tls: bool
+    storage_connection_string: str
+    storage_blob_url: str
+    azure_client_id: str
+    storage_timeout_seconds: int
+    uploads_container: str
+    device_token_pepper: bytes
+    challenge_ttl_seconds: int
+    max_upload_bytes: int
+    allowed_content_types: frozenset[str]
+    files_page_size: int
+
+
+def _local_settings_values() -> dict[str, str]:
+    path = Path(os.environ.get("TRUSTGATE_LOCAL_SETTINGS", PROJECT_ROOT / "local.settings.json"))
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError("local.settings.json", f"cannot be read as JSON ({exc.__class__.__name__})") from exc
+    values = document.get("Values", {}) if isinstance(document, dict) else {}
+    return {str(k): str(v) for k, v in values.items()}
+
+
+class _Reader:
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self._sources = sources
+
+    def raw(self, name: str) -> str:
+        spec = _SPECS[name]
+        value = self._sources.get(name)
+        if value is None or value == "":
+            if spec.default is None:
+                raise ConfigError(name, "is required but not set")
+            return spec.default
+        return value
+
+    def text(self, name: str) -> str:
+        return self.raw(name).strip()
+
+    def integer(self, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.text(name)
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(name, "must be an integer") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            raise ConfigError(name, f"must be between {minimum} and {maximum if maximum is not None else 'inf'}")
+        return number
+
+    def boolean(self, name: str) -> bool:
+        value = self.text(name).lower()
+        if value in {"1", "true", "yes", "on"}:
+            return True
+        if value in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(name, "must be true or false")
+
+    def key(self, name: str, min_bytes: int) -> bytes:
+        try:
+            key = base64.b64decode(self.text(name), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(name, "must be base64") from None
+        if len(key) < min_bytes:
+            raise ConfigError(name, f"must decode to at least {min_bytes} bytes")
+        return key
+
+    def csv(self, name: str, transform: Callable[[str], str] = str.strip) -> frozenset[str]:
+        return frozenset(transform(item) for item in self.text(name).split(",") if item.strip())
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse settings from ``environ`` (default ``os.environ``) over ``local.settings.json``.
+
+    Raises :class:`ConfigError` for the first missing or malformed setting.
+    """
+    sources = {**_local_settings_values(), **(os.environ if environ is None else environ)}
+    r = _Reader(sources)
+    return Settings(
+        cosmos_endpoint=r.text("COSMOS_ENDPOINT"),
+        cosmos_key=r.text("COSMOS_KEY"),
+        cosmos_database=r.text("COSMOS_DATABASE"),
+        cosmos_verify_tls=r.boolean("COSMOS_VERIFY_TLS"),
+        storage_connection_string=r.text("STORAGE"),
+        storage_blob_url=r.text("STORAGE__blobServiceUri"),
+        azure_client_id=r.text("AZURE_CLIENT_ID"),
+        storage_timeout_seconds=r.integer("STORAGE_TIMEOUT_SECONDS", 1, 300),
+        uploads_container=r.text("UPLOADS_CONTAINER"),
+        device_token_pepper=r.key("DEVICE_TOKEN_PEPPER", 32),
+        challenge_ttl_seconds=r.integer("CHALLENGE_TTL_SECONDS", 10, 86400),
+        max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 1, 1 << 31),
+        allowed_content_types=r.csv("ALLOWED_CONTENT_TYPES", lambda s: s.strip().lower()),
+        files_page_size=r.integer("FILES_PAGE_SIZE", 1, 200),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use. Raises :class:`ConfigError`."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the devhost call this after changing the environment)."""
+    get_settings.cache_clear()

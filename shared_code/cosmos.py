@@ -1,0 +1,192 @@
+"""Cosmos DB access: the container declarations, one lazily created client, and thin helpers
+that turn SDK errors into domain outcomes.
+
+The containers below are the single source of truth for names and partition keys: the dev
+stack provisions them (``devhost.provision``), Bicep declares the same in Azure, and a test
+checks that the two agree. The app itself never creates databases or containers.
+
+Outcome mapping of every helper:
+- 404 on read / delete → ``None`` / ``False``; 409 on create → :class:`AlreadyExists`;
+  412 on a conditional write → :class:`EtagMismatch`;
+- anything else that fails (timeouts, refused connections, 5xx, throttling after the SDK's
+  retries) → :class:`~shared_code.errors.ServiceUnavailable` (HTTP 503).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
+from azure.cosmos import ContainerProxy, CosmosClient
+from azure.cosmos.exceptions import CosmosHttpResponseError
+
+from shared_code.config import get_settings
+from shared_code.errors import ServiceUnavailable
+from shared_code.identity import get_credential
+
+log = logging.getLogger("trustgate.cosmos")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A Cosmos container: name, partition key path, and ``default_ttl`` (-1: per-item ``ttl``)."""
+
+    name: str
+    partition_key: str
+    default_ttl: int | None = None
+
+
+DEVICES = ContainerSpec("devices", "/id")
+CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
+FILES = ContainerSpec("files", "/deviceid")
+
+CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES)
+
+
+class AlreadyExists(Exception):
+    """A create hit an existing id (HTTP 409 from Cosmos)."""
+
+
+class EtagMismatch(Exception):
+    """A conditional write lost a race: the item changed since it was read (HTTP 412)."""
+
+
+_lock = threading.Lock()
+_client: CosmosClient | None = None
+
+
+def get_client() -> CosmosClient:
+    """The process-wide :class:`CosmosClient`, created on first use.
+
+    Uses ``COSMOS_KEY`` when set (emulators), otherwise Microsoft Entra ID through
+    :func:`shared_code.identity.get_credential`. Timeouts and retries are bounded by
+    ``STORAGE_TIMEOUT_SECONDS`` so an outage surfaces as a 503 within seconds.
+    """
+    global _client
+    with _lock:
+        if _client is None:
+            settings = get_settings()
+            credential = settings.cosmos_key or get_credential()
+            _client = CosmosClient(
+                settings.cosmos_endpoint,
+                credential=credential,
+                connection_verify=settings.cosmos_verify_tls,
+                connection_timeout=settings.storage_timeout_seconds,
+                read_timeout=settings.storage_timeout_seconds,
+                retry_total=2,
+                retry_connect=1,
+                retry_read=1,
+                retry_backoff_max=2,
+                enable_endpoint_discovery=False,
+            )
+        return _client
+
+
+def reset_client() -> None:
+    """Drop the cached client (tests, after changing settings)."""
+    global _client
+    with _lock:
+        _client = None
+
+
+def container(spec: ContainerSpec) -> ContainerProxy:
+    """A proxy for ``spec`` in the configured database (no network call)."""
+    with storage_errors():
+        return get_client().get_database_client(get_settings().cosmos_database).get_container_client(spec.name)
+
+
+@contextlib.contextmanager
+def storage_errors(operation: str = "cosmos") -> Iterator[None]:
+    """Translate any remaining SDK failure inside the block into :class:`ServiceUnavailable`."""
+    try:
+        yield
+    except CosmosHttpResponseError as exc:
+        log.warning("%s failed: status=%s", operation, exc.status_code)
+        raise ServiceUnavailable(detail="the database is unavailable, try again later") from exc
+    except AzureError as exc:
+        log.warning("%s failed: %s", operation, exc.__class__.__name__)
+        raise ServiceUnavailable(detail="the database is unavailable, try again later") from exc
+
+
+def read_item(spec: ContainerSpec, item_id: str, partition_key: str) -> dict[str, Any] | None:
+    """Point-read one item; ``None`` when it does not exist."""
+    with storage_errors("cosmos read"):
+        try:
+            return container(spec).read_item(item_id, partition_key=partition_key)
+        except CosmosHttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+
+def create_item(spec: ContainerSpec, body: dict[str, Any]) -> dict[str, Any]:
+    """Create ``body``; raises :class:`AlreadyExists` if its id is taken (atomic: never read-then-write)."""
+    with storage_errors("cosmos create"):
+        try:
+            return container(spec).create_item(body)
+        except CosmosHttpResponseError as exc:
+            if exc.status_code == 409:
+                raise AlreadyExists(body.get("id")) from None
+            raise
+
+
+def upsert_item(spec: ContainerSpec, body: dict[str, Any]) -> dict[str, Any]:
+    """Create or replace ``body`` unconditionally."""
+    with storage_errors("cosmos upsert"):
+        return container(spec).upsert_item(body)
+
+
+def replace_item(spec: ContainerSpec, body: dict[str, Any], etag: str) -> dict[str, Any]:
+    """Replace ``body`` only if the stored item still has ``etag``; else :class:`EtagMismatch`."""
+    with storage_errors("cosmos replace"):
+        try:
+            return container(spec).replace_item(
+                body["id"], body, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except CosmosHttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                raise EtagMismatch(body["id"]) from None
+            raise
+
+
+def delete_item(spec: ContainerSpec, item_id: str, partition_key: str) -> bool:
+    """Delete one item; ``True`` if this call deleted it, ``False`` if it was already gone.
+
+    Of several concurrent deletes of one item exactly one returns ``True``, which is what makes
+    single-use tokens and challenges safe.
+    """
+    with storage_errors("cosmos delete"):
+        try:
+            container(spec).delete_item(item_id, partition_key=partition_key)
+            return True
+        except CosmosHttpResponseError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+
+
+def query_page(
+    spec: ContainerSpec,
+    query: str,
+    parameters: list[dict[str, Any]],
+    *,
+    partition_key: str | None,
+    page_size: int,
+    continuation: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Run ``query`` and return one page of at most ``page_size`` items and the next continuation
+    token (``None`` on the last page). ``partition_key=None`` queries across partitions."""
+    with storage_errors("cosmos query"):
+        kwargs: dict[str, Any] = {"parameters": parameters, "max_item_count": page_size}
+        if partition_key is None:
+            kwargs["enable_cross_partition_query"] = True
+        else:
+            kwargs["partition_key"] = partition_key
+        pager = container(spec).query_items(query, **kwargs).by_page(continuation)
+        items = list(next(pager, []))
+        return items, pager.continuation_token

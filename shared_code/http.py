@@ -1,0 +1,122 @@
+"""HTTP helpers: JSON responses, request parsing, and the one error → status mapping.
+
+Every JSON body carries ``code`` (the HTTP status) and ``message`` (a snake_case identifier);
+errors add ``detail`` (human text, no secrets, no stack traces).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from typing import Any, Callable, Mapping
+
+import azure.functions as func
+
+from shared_code.config import ConfigError
+from shared_code.errors import AppError, BadRequest, UnsupportedMediaType
+
+log = logging.getLogger("trustgate.http")
+
+JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def json_response(status: int, message: str, headers: Mapping[str, str] | None = None, **fields: Any) -> func.HttpResponse:
+    """A JSON response ``{"code": status, "message": message, **fields}``."""
+    body = {"code": status, "message": message, **fields}
+    return func.HttpResponse(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        status_code=status,
+        mimetype="application/json",
+        charset="utf-8",
+        headers={**JSON_HEADERS, **(headers or {})},
+    )
+
+
+def error_response(error: AppError) -> func.HttpResponse:
+    """The JSON response for a domain error: ``{code, message, detail}`` plus its headers."""
+    return json_response(error.status, error.message, headers=error.headers, detail=error.detail)
+
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def handle_errors(handler: Handler) -> Handler:
+    """Decorate an HTTP handler so domain errors become JSON error responses.
+
+    :class:`AppError` → its status; :class:`ConfigError` → 500 ``configuration_error`` naming
+    the setting; anything else is logged with its traceback and answered 500 ``internal_error``
+    without internals.
+    """
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
+        try:
+            return handler(req, *args, **kwargs)
+        except AppError as error:
+            if error.status >= 500:
+                log.warning("%s %s -> %s %s", req.method, _path(req), error.status, error.message)
+            return error_response(error)
+        except ConfigError as error:
+            log.error("configuration error: %s", error)
+            return json_response(500, "configuration_error", detail=str(error))
+        except Exception:  # noqa: BLE001 - logged with traceback, answered without internals
+            log.exception("unhandled error in %s %s", req.method, _path(req))
+            return json_response(500, "internal_error", detail="unexpected server error")
+
+    return wrapper
+
+
+def _path(req: func.HttpRequest) -> str:
+    return req.url.split("?", 1)[0]
+
+
+def read_json_object(req: func.HttpRequest, max_bytes: int = 64 * 1024) -> dict[str, Any]:
+    """Parse the request body as one JSON object.
+
+    Raises :class:`UnsupportedMediaType` (415) when a Content-Type other than JSON is declared,
+    :class:`BadRequest` ``invalid_json`` (400) for an empty, oversized, non-UTF-8 or malformed
+    body or one that is not an object.
+    """
+    content_type = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(detail="send the body as application/json")
+    body = req.get_body()
+    if not body:
+        raise BadRequest("invalid_json", "request body must be a JSON object")
+    if len(body) > max_bytes:
+        raise BadRequest("invalid_json", f"JSON body larger than {max_bytes} bytes")
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("invalid_json", "request body is not valid UTF-8 JSON") from None
+    if not isinstance(document, dict):
+        raise BadRequest("invalid_json", "request body must be a JSON object")
+    return document
+
+
+def require_string(
+    source: Mapping[str, Any],
+    name: str,
+    *,
+    pattern: re.Pattern[str] | None = None,
+    min_length: int = 1,
+    max_length: int = 4096,
+    error: str = "invalid_field",
+) -> str:
+    """Return ``source[name]`` as a string meeting the constraints, else raise :class:`BadRequest`.
+
+    A missing/empty value raises ``missing_fields``; a wrong type, length or pattern raises
+    ``error`` with a detail naming the field.
+    """
+    value = source.get(name)
+    if value is None or value == "":
+        raise BadRequest("missing_fields", f"'{name}' is required")
+    if not isinstance(value, str):
+        raise BadRequest(error, f"'{name}' must be a string")
+    if not min_length <= len(value) <= max_length:
+        raise BadRequest(error, f"'{name}' must be {min_length}-{max_length} characters")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise BadRequest(error, f"'{name}' has characters or a shape that is not allowed")
+    return value
