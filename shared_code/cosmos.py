@@ -56,6 +56,10 @@ class EtagMismatch(Exception):
     """A conditional write lost a race: the item changed since it was read (HTTP 412)."""
 
 
+class InvalidContinuation(Exception):
+    """Cosmos rejected a continuation token (HTTP 400)."""
+
+
 _lock = threading.Lock()
 _client: CosmosClient | None = None
 
@@ -180,7 +184,10 @@ def query_page(
     continuation: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Run ``query`` and return one page of at most ``page_size`` items and the next continuation
-    token (``None`` on the last page). ``partition_key=None`` queries across partitions."""
+    token (``None`` on the last page). ``partition_key=None`` queries across partitions.
+
+    Raises :class:`InvalidContinuation` when Cosmos rejects ``continuation`` (HTTP 400).
+    """
     with storage_errors("cosmos query"):
         kwargs: dict[str, Any] = {"parameters": parameters, "max_item_count": page_size}
         if partition_key is None:
@@ -188,5 +195,10 @@ def query_page(
         else:
             kwargs["partition_key"] = partition_key
         pager = container(spec).query_items(query, **kwargs).by_page(continuation)
-        items = list(next(pager, []))
+        try:
+            items = list(next(pager, []))
+        except CosmosHttpResponseError as exc:
+            if exc.status_code == 400 and continuation:
+                raise InvalidContinuation() from None
+            raise
         return items, pager.continuation_token

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import azure.functions as func
 
 from shared_code.config import ConfigError
-from shared_code.errors import AppError, BadRequest, UnsupportedMediaType
+from shared_code.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 log = logging.getLogger("trustgate.http")
 
@@ -120,3 +120,23 @@ def require_string(
     if pattern is not None and not pattern.fullmatch(value):
         raise BadRequest(error, f"'{name}' has characters or a shape that is not allowed")
     return value
+
+
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+
+
+def read_multipart(req: func.HttpRequest, max_file_bytes: int) -> tuple[Mapping[str, str], Mapping[str, Any]]:
+    """Parse a ``multipart/form-data`` body into ``(fields, files)`` (werkzeug, via azure-functions).
+
+    Raises :class:`UnsupportedMediaType` (415) for another content type and
+    :class:`PayloadTooLarge` (413) when the declared or actual body exceeds ``max_file_bytes``
+    plus a small allowance for the multipart framing and the other fields.
+    """
+    content_type = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise UnsupportedMediaType(detail="send the upload as multipart/form-data")
+    limit = max_file_bytes + MULTIPART_OVERHEAD_BYTES
+    declared = req.headers.get("content-length", "")
+    if (declared.isdigit() and int(declared) > limit) or len(req.get_body()) > limit:
+        raise PayloadTooLarge("file_too_large", f"files may be at most {max_file_bytes} bytes")
+    return req.form, req.files

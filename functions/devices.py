@@ -1,0 +1,102 @@
+"""Device API (seed 000): register, challenge, attest, upload, list files.
+
+Handlers only parse, call :mod:`shared_code`, and map the result to a JSON response.
+"""
+
+import azure.functions as func
+
+from shared_code import challenges, device_files, devices
+from shared_code.config import get_settings
+from shared_code.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
+from shared_code.errors import BadRequest
+from shared_code.http import handle_errors, json_response, read_json_object, read_multipart, require_string
+from shared_code.timeutil import to_iso
+
+devices_bp = func.Blueprint()
+
+MAX_KEY_PEM_CHARS = 16 * 1024
+
+
+def _device(req: func.HttpRequest) -> dict:
+    return devices.authenticate(req.headers.get("deviceid"), req.headers.get("deviceToken"))
+
+
+def _public_key(pem: str) -> DevicePublicKey:
+    try:
+        return load_device_public_key(pem)
+    except UnusableKey as exc:
+        raise BadRequest("unusable_key", str(exc)) from None
+
+
+@devices_bp.route(route="register-device", methods=["POST"])
+@handle_errors
+def register_device(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /register-device {deviceid, deviceToken} → 201 / 400 / 409."""
+    body = read_json_object(req)
+    deviceid = require_string(body, "deviceid", pattern=devices.DEVICE_ID_PATTERN, max_length=128)
+    token = require_string(body, "deviceToken", min_length=devices.MIN_TOKEN_LENGTH, max_length=devices.MAX_TOKEN_LENGTH)
+    devices.register_device(deviceid, token)
+    return json_response(201, "device_registered", deviceid=deviceid)
+
+
+@devices_bp.route(route="api/challenge", methods=["GET"])
+@handle_errors
+def get_challenge(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/challenge (device headers) → 200 {challenge, expires_at} / 401 / 403."""
+    device = _device(req)
+    challenge, expires_at = challenges.issue_challenge(device["id"])
+    return json_response(200, "challenge_issued", challenge=challenge, expires_at=to_iso(expires_at))
+
+
+@devices_bp.route(route="attest-device", methods=["POST"])
+@handle_errors
+def attest_device(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /attest-device {public_key, challenge, signature} → 200 / 400 / 401 / 403 / 409."""
+    device = _device(req)
+    body = read_json_object(req)
+    key = _public_key(require_string(body, "public_key", max_length=MAX_KEY_PEM_CHARS, error="unusable_key"))
+    challenge = require_string(body, "challenge", max_length=256, error="invalid_challenge")
+    try:
+        signature = b64decode_strict(require_string(body, "signature", max_length=4096))
+    except ValueError:
+        raise BadRequest("invalid_signature_encoding", "signature must be base64") from None
+    attested = devices.attest_device(device, key, challenge, signature)
+    return json_response(200, "device_attested", deviceid=attested["id"], key_type=attested["key_type"])
+
+
+@devices_bp.route(route="upload-file", methods=["POST"])
+@handle_errors
+def upload_file(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /upload-file multipart {challenge, signed_challenge, public_key?, file} → 200 / 400 / 401 / 403 / 413."""
+    device = _device(req)
+    fields, files = read_multipart(req, get_settings().max_upload_bytes)
+    part = files.get("file")
+    if part is None:
+        raise BadRequest("missing_fields", "'file' part is required")
+    challenge = require_string(fields, "challenge", max_length=256, error="invalid_challenge")
+    signature = require_string(fields, "signed_challenge", max_length=8192)
+    claimed = _public_key(fields["public_key"]) if fields.get("public_key") else None
+    incoming = device_files.IncomingFile(part.stream, part.filename or "", part.mimetype)
+    record = device_files.store_upload(device, incoming, challenge, signature, claimed)
+    return json_response(
+        200, "file_uploaded",
+        file_id=record["id"], blob_name=record["blob_name"], sha256=record["sha256"], size=record["size"],
+    )
+
+
+@devices_bp.route(route="api/files", methods=["GET"])
+@handle_errors
+def list_files(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/files?page_size&continuation (device headers) → 200 the device's files, newest first."""
+    device = _device(req)
+    page_size = _page_size(req.params.get("page_size"))
+    files, continuation = device_files.list_files(device["id"], page_size, req.params.get("continuation"))
+    return json_response(200, "files_listed", files=files, continuation=continuation)
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return get_settings().files_page_size
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise BadRequest("invalid_page_size", "page_size must be an integer from 1 to 200")
+    return int(raw)

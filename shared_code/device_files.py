@@ -1,0 +1,245 @@
+"""Device file uploads: signature-authorised upload, listing, and digest verification.
+
+Blob ``{UPLOADS_CONTAINER}/{deviceid}/{file_id}`` holds the bytes (server-generated name; the
+client's file name is only metadata). A record in container ``files`` (partition
+``/deviceid``, id ``file_id``)::
+
+    {"id": file_id, "deviceid", "blob_name", "name", "size": bytes, "content_type",
+     "sha256": hex, "status": "uploaded" | "verified" | "digest_mismatch",
+     "uploaded_at": iso, "verified_at": iso | None}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from urllib.parse import quote, unquote
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContentSettings
+
+from shared_code import blobs, challenges, cosmos
+from shared_code.config import get_settings
+from shared_code.crypto import (
+    DevicePublicKey,
+    b64decode_strict,
+    keyed_hash,
+    keyed_hash_matches,
+    load_device_public_key,
+    sha256_stream,
+)
+from shared_code.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from shared_code.timeutil import to_iso, utc_now
+
+log = logging.getLogger("trustgate.files")
+
+UPLOAD_PREFIX = "upload:"
+MAX_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """One uploaded file part: a seekable stream positioned anywhere, its client name and type."""
+
+    stream: BinaryIO
+    filename: str
+    content_type: str
+
+
+def upload_message(challenge: str, sha256_hex: str) -> bytes:
+    """The bytes a device signs to upload a file: UTF-8 of ``upload:{challenge}:{sha256 hex}``.
+
+    Binding the digest means a signature cannot be replayed with other bytes; binding the
+    challenge (single use, issued to one device) means it cannot be replayed at all.
+    """
+    return f"{UPLOAD_PREFIX}{challenge}:{sha256_hex}".encode("utf-8")
+
+
+def clean_filename(filename: str) -> str:
+    """The client's file name reduced to a display name: last path segment, no control
+    characters, at most 255 characters; ``"unnamed"`` when nothing is left. Never used in a path."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[:MAX_NAME_LENGTH] or "unnamed"
+
+
+def _measure(stream: BinaryIO) -> tuple[str, int]:
+    stream.seek(0)
+    digest, size = sha256_stream(stream)
+    stream.seek(0)
+    return digest, size
+
+
+def store_upload(
+    device: dict[str, Any],
+    incoming: IncomingFile,
+    challenge: str,
+    signature_b64: str,
+    claimed_key: DevicePublicKey | None,
+) -> dict[str, Any]:
+    """Check the device's signature over the file and store it; returns the new file record.
+
+    Order: device attested → size and type → signature over ``upload:{challenge}:{sha256}`` →
+    consume the challenge (single use, race-safe) → conditional blob create → record create.
+    If the record cannot be written the blob is deleted again, so a storage fault leaves
+    neither a blob nor a record behind.
+
+    Raises :class:`Forbidden` ``device_not_attested`` / ``public_key_mismatch`` (403),
+    :class:`PayloadTooLarge` (413), :class:`BadRequest` ``file_type_not_allowed`` /
+    ``invalid_signature_encoding`` (400), :class:`Unauthorized` ``invalid_signature`` /
+    ``invalid_challenge`` (401), :class:`ServiceUnavailable` (503).
+    """
+    settings = get_settings()
+    if not device.get("public_key"):
+        raise Forbidden("device_not_attested", "attest the device key before uploading")
+    if claimed_key is not None and claimed_key.pem != device["public_key"]:
+        raise Forbidden("public_key_mismatch", "public_key differs from the device's attested key")
+    content_type = (incoming.content_type or "application/octet-stream").lower()
+    if content_type not in settings.allowed_content_types:
+        raise BadRequest("file_type_not_allowed", f"content type {content_type!r} is not accepted")
+    sha256_hex, size = _measure(incoming.stream)
+    if size > settings.max_upload_bytes:
+        raise PayloadTooLarge("file_too_large", f"files may be at most {settings.max_upload_bytes} bytes")
+    try:
+        signature = b64decode_strict(signature_b64)
+    except ValueError:
+        raise BadRequest("invalid_signature_encoding", "signed_challenge must be base64") from None
+    key = load_device_public_key(device["public_key"])
+    if not key.verify(signature, upload_message(challenge, sha256_hex)):
+        raise Unauthorized("invalid_signature", "signed_challenge does not verify for this file and challenge")
+    challenges.consume_challenge(device["id"], challenge)
+
+    file_id = uuid.uuid4().hex
+    record = {
+        "id": file_id,
+        "deviceid": device["id"],
+        "blob_name": f"{device['id']}/{file_id}",
+        "name": clean_filename(incoming.filename),
+        "size": size,
+        "content_type": content_type,
+        "sha256": sha256_hex,
+        "status": "uploaded",
+        "uploaded_at": to_iso(utc_now()),
+        "verified_at": None,
+    }
+    _write_blob(record, incoming.stream)
+    try:
+        created = cosmos.create_item(cosmos.FILES, record)
+    except cosmos.AlreadyExists:
+        created = record  # the blob trigger recorded it first; its record is authoritative
+    except ServiceUnavailable:
+        _delete_blob(record["blob_name"])
+        raise
+    log.info("file uploaded: device=%s file=%s size=%d", device["id"], file_id, size)
+    return created
+
+
+def _write_blob(record: dict[str, Any], stream: BinaryIO) -> None:
+    metadata = {
+        "deviceid": record["deviceid"],
+        "file_id": record["id"],
+        "sha256": record["sha256"],
+        "original_name": quote(record["name"], safe=""),
+        "uploaded_at": record["uploaded_at"],
+    }
+    with blobs.storage_errors("blob upload"):
+        client = blobs.container_client(get_settings().uploads_container)
+        try:
+            # Block blob: staged blocks become visible only at the final commit, so a failure
+            # part-way leaves no partial blob. overwrite=False makes the create conditional.
+            client.upload_blob(
+                record["blob_name"], stream, length=record["size"], overwrite=False, metadata=metadata,
+                content_settings=ContentSettings(content_type=record["content_type"]), max_concurrency=4,
+            )
+        except ResourceExistsError:
+            raise ServiceUnavailable(detail="blob name collision, retry the upload") from None
+
+
+def _delete_blob(blob_name: str) -> None:
+    try:
+        with blobs.storage_errors("blob cleanup"):
+            blobs.container_client(get_settings().uploads_container).delete_blob(blob_name)
+    except ServiceUnavailable:
+        log.error("could not remove blob %s after a failed record write", blob_name)
+
+
+def list_files(deviceid: str, page_size: int, continuation: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``deviceid``'s files, newest first: ``(files, next continuation | None)``.
+
+    Each file: ``{file_id, name, size, content_type, sha256, status, uploaded_at}``. The
+    continuation token is opaque base64url. Raises :class:`BadRequest` ``invalid_continuation``.
+    """
+    token = _decode_continuation(deviceid, continuation) if continuation else None
+    query = (
+        "SELECT c.id, c.name, c.size, c.content_type, c.sha256, c.status, c.uploaded_at "
+        "FROM c WHERE c.deviceid = @deviceid ORDER BY c.uploaded_at DESC"
+    )
+    try:
+        items, next_token = cosmos.query_page(
+            cosmos.FILES, query, [{"name": "@deviceid", "value": deviceid}],
+            partition_key=deviceid, page_size=page_size, continuation=token,
+        )
+    except cosmos.InvalidContinuation:
+        raise BadRequest("invalid_continuation", "continuation is not a token from this API") from None
+    files = [
+        {"file_id": item["id"], **{k: item.get(k) for k in ("name", "size", "content_type", "sha256", "status", "uploaded_at")}}
+        for item in items
+    ]
+    return files, _encode_continuation(deviceid, next_token) if next_token else None
+
+
+def _continuation_subject(deviceid: str, token: str) -> str:
+    return f"files-continuation:{deviceid}:{token}"
+
+
+def _encode_continuation(deviceid: str, token: str) -> str:
+    """``base64url(cosmos token).hmac``: opaque to clients, bound to the device, tamper-evident."""
+    encoded = base64.urlsafe_b64encode(token.encode("utf-8")).decode("ascii").rstrip("=")
+    return f"{encoded}.{keyed_hash(get_settings().device_token_pepper, _continuation_subject(deviceid, token))}"
+
+
+def _decode_continuation(deviceid: str, text: str) -> str:
+    encoded, _, mac = text.partition(".")
+    try:
+        token = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        token = ""
+    pepper = get_settings().device_token_pepper
+    if not token or not keyed_hash_matches(pepper, _continuation_subject(deviceid, token), mac):
+        raise BadRequest("invalid_continuation", "continuation is not a token from this API")
+    return token
+
+
+def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, str], content_type: str | None) -> dict[str, Any]:
+    """Blob-trigger side: recompute the SHA-256 of an uploaded blob and upsert its record with
+    status ``verified`` or ``digest_mismatch``. Idempotent on the blob name.
+
+    ``blob_name`` is relative to the uploads container (``{deviceid}/{file_id}``). Raises
+    ``ValueError`` for a blob whose name is not of that shape (not written by this app).
+    """
+    deviceid, _, file_id = blob_name.rpartition("/")
+    if not deviceid or not file_id:
+        raise ValueError(f"unexpected blob name {blob_name!r}")
+    sha256_hex, size = sha256_stream(stream)
+    declared = metadata.get("sha256")
+    record = {
+        "id": file_id,
+        "deviceid": deviceid,
+        "blob_name": blob_name,
+        "name": unquote(metadata.get("original_name", "")) or "unnamed",
+        "size": size,
+        "content_type": content_type or "application/octet-stream",
+        "sha256": sha256_hex,
+        "status": "verified" if declared == sha256_hex else "digest_mismatch",
+        "uploaded_at": metadata.get("uploaded_at") or to_iso(utc_now()),
+        "verified_at": to_iso(utc_now()),
+    }
+    if record["status"] == "digest_mismatch":
+        record["declared_sha256"] = declared
+        log.warning("digest mismatch for blob %s (declared %s)", blob_name, declared)
+    return cosmos.upsert_item(cosmos.FILES, record)

@@ -1,0 +1,116 @@
+"""Devices: registration, credential checks and key attestation (seed 000).
+
+A device record (container ``devices``, partition ``/id``)::
+
+    {"id": deviceid, "token_hash": hex HMAC-SHA256 of the deviceToken under DEVICE_TOKEN_PEPPER,
+     "registered_at": iso, "public_key": PEM SPKI | None, "key_type": str | None,
+     "attested_at": iso | None}
+
+The deviceToken itself is never stored or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from shared_code import challenges, cosmos
+from shared_code.config import get_settings
+from shared_code.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches
+from shared_code.errors import Conflict, Forbidden, Unauthorized
+from shared_code.timeutil import to_iso, utc_now
+
+log = logging.getLogger("trustgate.devices")
+
+DEVICE_ID_PATTERN = re.compile(r"(?!\.+\Z)[A-Za-z0-9._:-]{1,128}")
+MIN_TOKEN_LENGTH = 32
+MAX_TOKEN_LENGTH = 512
+ATTEST_PREFIX = "attest:"
+
+# Hash compared against for unknown devices, so both failures cost the same work.
+_DUMMY_HASH = "0" * 64
+
+
+def attestation_message(challenge: str) -> bytes:
+    """The bytes a device signs to attest its key: UTF-8 of ``attest:{challenge}``."""
+    return f"{ATTEST_PREFIX}{challenge}".encode("utf-8")
+
+
+def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
+    """Register a new device; returns its record.
+
+    Atomic create on the id: of N concurrent registrations of one id exactly one succeeds.
+    Raises :class:`Conflict` ``device_exists`` when the id is taken.
+    """
+    record = {
+        "id": deviceid,
+        "token_hash": keyed_hash(get_settings().device_token_pepper, device_token),
+        "registered_at": to_iso(utc_now()),
+        "public_key": None,
+        "key_type": None,
+        "attested_at": None,
+    }
+    try:
+        created = cosmos.create_item(cosmos.DEVICES, record)
+    except cosmos.AlreadyExists:
+        raise Conflict("device_exists", "a device with this deviceid is already registered") from None
+    log.info("device registered: %s", deviceid)
+    return created
+
+
+def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, Any]:
+    """Return the device record for valid credentials (the ``deviceid``/``deviceToken`` headers).
+
+    Raises :class:`Unauthorized` ``missing_credentials`` (401) when either is absent and
+    :class:`Forbidden` ``invalid_credentials`` (403) when the device is unknown or the token
+    does not match (same answer for both, compared in constant time).
+    """
+    if not deviceid or not device_token:
+        raise Unauthorized("missing_credentials", "send the deviceid and deviceToken headers")
+    pepper = get_settings().device_token_pepper
+    device = None
+    if DEVICE_ID_PATTERN.fullmatch(deviceid) and len(device_token) <= MAX_TOKEN_LENGTH:
+        device = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
+    expected = device["token_hash"] if device else _DUMMY_HASH
+    if not keyed_hash_matches(pepper, device_token, expected) or device is None:
+        log.info("device authentication failed")
+        raise Forbidden("invalid_credentials", "unknown device or wrong device token")
+    return device
+
+
+def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, signature: bytes) -> dict[str, Any]:
+    """Bind ``key`` to ``device`` after it proved possession by signing ``attest:{challenge}``.
+
+    Idempotent for the same key. Raises :class:`Unauthorized` ``invalid_signature`` /
+    ``invalid_challenge`` (401), and :class:`Conflict` ``already_attested`` (409) when the
+    device is bound to another key (also when a concurrent attestation with another key won).
+    """
+    if not key.verify(signature, attestation_message(challenge)):
+        raise Unauthorized("invalid_signature", "the signature does not verify with public_key")
+    if device.get("public_key") and device["public_key"] != key.pem:
+        raise Conflict("already_attested", "the device is already attested with another key")
+    challenges.consume_challenge(device["id"], challenge)
+    if device.get("public_key") == key.pem:
+        return device
+    updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(utc_now())}
+    try:
+        stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
+    except cosmos.EtagMismatch:
+        current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"])
+        if current and current.get("public_key") == key.pem:
+            return current
+        raise Conflict("already_attested", "the device is already attested with another key") from None
+    log.info("device attested: %s (%s)", device["id"], key.key_type)
+    return stored
+
+
+def public_view(device: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a device record that may be shown to the device itself (never the token hash)."""
+    return {
+        "deviceid": device["id"],
+        "registered_at": device.get("registered_at"),
+        "attested": bool(device.get("public_key")),
+        "key_type": device.get("key_type"),
+        "attested_at": device.get("attested_at"),
+    }
