@@ -9,7 +9,7 @@ from shared_code import challenges, device_files, devices
 from shared_code.config import get_settings
 from shared_code.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
 from shared_code.errors import BadRequest
-from shared_code.http import handle_errors, json_response, read_json_object, read_multipart, require_string
+from shared_code.http import handle_errors, json_response, parse_int_param, read_json_object, read_multipart, require_string
 from shared_code.timeutil import to_iso
 
 devices_bp = func.Blueprint()
@@ -55,7 +55,7 @@ def attest_device(req: func.HttpRequest) -> func.HttpResponse:
     device = _device(req)
     body = read_json_object(req)
     key = _public_key(require_string(body, "public_key", max_length=MAX_KEY_PEM_CHARS, error="unusable_key"))
-    challenge = require_string(body, "challenge", max_length=256, error="invalid_challenge")
+    challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
     try:
         signature = b64decode_strict(require_string(body, "signature", max_length=4096))
     except ValueError:
@@ -73,11 +73,10 @@ def upload_file(req: func.HttpRequest) -> func.HttpResponse:
     part = files.get("file")
     if part is None:
         raise BadRequest("missing_fields", "'file' part is required")
-    challenge = require_string(fields, "challenge", max_length=256, error="invalid_challenge")
+    challenge = require_string(fields, "challenge", max_length=256, error="invalid_field")
     signature = require_string(fields, "signed_challenge", max_length=8192)
-    claimed = _public_key(fields["public_key"]) if fields.get("public_key") else None
     incoming = device_files.IncomingFile(part.stream, part.filename or "", part.mimetype)
-    record = device_files.store_upload(device, incoming, challenge, signature, claimed)
+    record = device_files.store_upload(device, incoming, challenge, signature, fields.get("public_key") or None)
     return json_response(
         200, "file_uploaded",
         file_id=record["id"], blob_name=record["blob_name"], sha256=record["sha256"], size=record["size"],
@@ -89,14 +88,6 @@ def upload_file(req: func.HttpRequest) -> func.HttpResponse:
 def list_files(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/files?page_size&continuation (device headers) → 200 the device's files, newest first."""
     device = _device(req)
-    page_size = _page_size(req.params.get("page_size"))
+    page_size = parse_int_param(req.params.get("page_size"), "page_size", get_settings().files_page_size, 1, 200)
     files, continuation = device_files.list_files(device["id"], page_size, req.params.get("continuation"))
     return json_response(200, "files_listed", files=files, continuation=continuation)
-
-
-def _page_size(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return get_settings().files_page_size
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise BadRequest("invalid_page_size", "page_size must be an integer from 1 to 200")
-    return int(raw)

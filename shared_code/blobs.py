@@ -12,7 +12,7 @@ import threading
 from typing import Iterator
 
 from azure.core.exceptions import AzureError
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
 from shared_code.config import ConfigError, get_settings
 from shared_code.errors import ServiceUnavailable
@@ -36,7 +36,9 @@ def get_service_client() -> BlobServiceClient:
             options = {
                 "connection_timeout": settings.storage_timeout_seconds,
                 "read_timeout": max(settings.storage_timeout_seconds, 30),
-                "retry_total": 2,
+                # The SDK default backs off 15 s, then 60 s: far longer than an HTTP caller waits.
+                # Two retries after ~1 s and ~4 s let a blip pass and an outage surface as a 503.
+                "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=3, retry_total=2, random_jitter_range=1),
                 "max_single_put_size": 8 * 1024 * 1024,
                 "max_block_size": 8 * 1024 * 1024,
             }

@@ -26,7 +26,7 @@ from azure.storage.blob import ContentSettings
 from shared_code import blobs, challenges, cosmos
 from shared_code.config import get_settings
 from shared_code.crypto import (
-    DevicePublicKey,
+    UnusableKey,
     b64decode_strict,
     keyed_hash,
     keyed_hash_matches,
@@ -68,6 +68,13 @@ def clean_filename(filename: str) -> str:
     return name[:MAX_NAME_LENGTH] or "unnamed"
 
 
+def _canonical_pem(pem: str) -> str:
+    try:
+        return load_device_public_key(pem).pem
+    except UnusableKey:
+        raise BadRequest("unusable_key", "public_key is not an accepted PEM public key") from None
+
+
 def _measure(stream: BinaryIO) -> tuple[str, int]:
     stream.seek(0)
     digest, size = sha256_stream(stream)
@@ -80,7 +87,7 @@ def store_upload(
     incoming: IncomingFile,
     challenge: str,
     signature_b64: str,
-    claimed_key: DevicePublicKey | None,
+    claimed_key_pem: str | None,
 ) -> dict[str, Any]:
     """Check the device's signature over the file and store it; returns the new file record.
 
@@ -91,13 +98,13 @@ def store_upload(
 
     Raises :class:`Forbidden` ``device_not_attested`` / ``public_key_mismatch`` (403),
     :class:`PayloadTooLarge` (413), :class:`BadRequest` ``file_type_not_allowed`` /
-    ``invalid_signature_encoding`` (400), :class:`Unauthorized` ``invalid_signature`` /
+    ``invalid_signature_encoding`` / ``unusable_key`` (400), :class:`Unauthorized` ``invalid_signature`` /
     ``invalid_challenge`` (401), :class:`ServiceUnavailable` (503).
     """
     settings = get_settings()
     if not device.get("public_key"):
         raise Forbidden("device_not_attested", "attest the device key before uploading")
-    if claimed_key is not None and claimed_key.pem != device["public_key"]:
+    if claimed_key_pem is not None and _canonical_pem(claimed_key_pem) != device["public_key"]:
         raise Forbidden("public_key_mismatch", "public_key differs from the device's attested key")
     content_type = (incoming.content_type or "application/octet-stream").lower()
     if content_type not in settings.allowed_content_types:

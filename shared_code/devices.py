@@ -67,7 +67,10 @@ def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, An
     does not match (same answer for both, compared in constant time).
     """
     if not deviceid or not device_token:
-        raise Unauthorized("missing_credentials", "send the deviceid and deviceToken headers")
+        raise Unauthorized(
+            "missing_credentials", "send the deviceid and deviceToken headers",
+            headers={"WWW-Authenticate": 'DeviceToken realm="trustgate"'},
+        )
     pepper = get_settings().device_token_pepper
     device = None
     if DEVICE_ID_PATTERN.fullmatch(deviceid) and len(device_token) <= MAX_TOKEN_LENGTH:

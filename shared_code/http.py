@@ -86,7 +86,7 @@ def read_json_object(req: func.HttpRequest, max_bytes: int = 64 * 1024) -> dict[
     if not body:
         raise BadRequest("invalid_json", "request body must be a JSON object")
     if len(body) > max_bytes:
-        raise BadRequest("invalid_json", f"JSON body larger than {max_bytes} bytes")
+        raise PayloadTooLarge("body_too_large", f"JSON bodies may be at most {max_bytes} bytes")
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -123,6 +123,17 @@ def require_string(
 
 
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+_DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+def parse_int_param(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter in ``[minimum, maximum]`` (ASCII digits only), ``default`` when
+    absent; raises :class:`BadRequest` ``invalid_{name}`` otherwise."""
+    if raw is None or raw == "":
+        return default
+    if not _DIGITS.fullmatch(raw) or not minimum <= int(raw) <= maximum:
+        raise BadRequest(f"invalid_{name}", f"{name} must be an integer from {minimum} to {maximum}")
+    return int(raw)
 
 
 def read_multipart(req: func.HttpRequest, max_file_bytes: int) -> tuple[Mapping[str, str], Mapping[str, Any]]:
@@ -137,6 +148,6 @@ def read_multipart(req: func.HttpRequest, max_file_bytes: int) -> tuple[Mapping[
         raise UnsupportedMediaType(detail="send the upload as multipart/form-data")
     limit = max_file_bytes + MULTIPART_OVERHEAD_BYTES
     declared = req.headers.get("content-length", "")
-    if (declared.isdigit() and int(declared) > limit) or len(req.get_body()) > limit:
+    if (_DIGITS.fullmatch(declared) and int(declared) > limit) or len(req.get_body()) > limit:
         raise PayloadTooLarge("file_too_large", f"files may be at most {max_file_bytes} bytes")
     return req.form, req.files

@@ -269,6 +269,7 @@ def test_list_files_pages_newest_first_and_only_own_files(attested):
 
 @pytest.mark.parametrize("params, message", [
     ({"page_size": "0"}, "invalid_page_size"), ({"page_size": "abc"}, "invalid_page_size"),
+    ({"page_size": "\u00b2"}, "invalid_page_size"),
     ({"continuation": "%%%not-a-token"}, "invalid_continuation"),
     ({"continuation": "eyJ0b2tlbiI6ICJnYXJiYWdlIn0"}, "invalid_continuation"),
     ({"continuation": "Z2FyYmFnZQ"}, "invalid_continuation"),
@@ -286,3 +287,8 @@ def test_continuation_of_one_device_is_refused_for_another(attested):
     stranger.register()
     status, body = call("list_files", "GET", "api/files", headers=stranger.headers, params={"continuation": token})
     assert (status, body["message"]) == (400, "invalid_continuation")
+
+
+def test_unparseable_claimed_key_is_400(attested):
+    status, body = attested.upload(b"data", extra={"public_key": "garbage"})
+    assert (status, body["message"]) == (400, "unusable_key")

@@ -1,0 +1,76 @@
+"""Storage faults: 503, and no partial state (no blob without record, no record without blob).
+
+Uses its own emulators (function scope) so stopping them does not disturb other tests.
+"""
+
+import os
+
+import pytest
+
+from devhost.emulators import running_emulators
+from devhost.provision import provision
+from shared_code import blobs, cosmos, device_files
+from shared_code.config import get_settings
+from shared_code.errors import ServiceUnavailable
+from tests.conftest import reset_app_state
+from tests.support.devices import DeviceActor, call
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_stack(tmp_path, monkeypatch):
+    with running_emulators(tmp_path) as stack:
+        for key, value in stack.settings().items():
+            monkeypatch.setenv(key, value)
+        reset_app_state()
+        provision()
+        actor = DeviceActor()
+        actor.register()
+        actor.attest()
+        yield stack, actor
+    monkeypatch.undo()
+    reset_app_state()
+
+
+def _blob_names() -> list[str]:
+    return [b.name for b in blobs.container_client(get_settings().uploads_container).list_blobs()]
+
+
+def test_blob_outage_gives_503_and_no_record(own_stack):
+    stack, actor = own_stack
+    headers, body = actor.upload_request(b"data")
+    stack.stop_blob()
+    status, result = call("upload_file", "POST", "upload-file", headers=headers, body=body)
+    assert (status, result["message"]) == (503, "service_unavailable")
+    files, _ = device_files.list_files(actor.deviceid, 10, None)
+    assert files == []
+
+
+def test_record_write_failure_removes_the_blob(own_stack, monkeypatch):
+    _, actor = own_stack
+
+    def failing_create(spec, body):
+        if spec is cosmos.FILES:
+            raise ServiceUnavailable(detail="injected")
+        return original(spec, body)
+
+    original = cosmos.create_item
+    monkeypatch.setattr(cosmos, "create_item", failing_create)
+    status, result = actor.upload(b"data")
+    assert status == 503
+    assert _blob_names() == []
+
+
+def test_cosmos_outage_gives_503_on_every_device_call_and_health(own_stack):
+    stack, actor = own_stack
+    stack.stop_cosmos()
+    assert call("get_challenge", "GET", "api/challenge", headers=actor.headers)[0] == 503
+    assert actor.register()[0] == 503
+    status, result = call("health", "GET", "health")
+    assert (status, result["message"], result["cosmos"]["status"], result["blob"]["status"]) == (503, "unhealthy", "down", "up")
+
+
+def test_health_is_200_when_both_stores_are_up(own_stack):
+    status, result = call("health", "GET", "health")
+    assert (status, result["cosmos"]["status"], result["blob"]["status"]) == (200, "up", "up")
