@@ -1,0 +1,280 @@
+"""Device-side library for the TrustGate HTTP API (used by the CLI, the demo, e2e tests, benchmarks).
+
+Every method returns the server's parsed JSON object (a ``dict`` with ``code`` and ``message``
+plus the endpoint's fields) and raises:
+
+- :class:`ClientError` when the server answers with an error status (its ``status``,
+  snake_case ``message`` and human ``detail``), or with a success status but no JSON object;
+- :class:`TransportError` when the server cannot be reached or does not answer in time.
+
+Example::
+
+    from client.device_api import DeviceClient
+    from client.keys import generate_private_key
+
+    device = DeviceClient("http://localhost:7071", "dev-1", token, generate_private_key())
+    device.register()
+    device.attest()
+    result = device.upload("report.pdf")          # {"file_id", "blob_name", "sha256", "size", ...}
+    names = [f["name"] for f in device.iter_files()]
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import mimetypes
+import os
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+import requests
+from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+
+from client.keys import PrivateKey, attest_message, public_key_pem, sign, upload_message
+from client.state import DeviceState, load_private_key
+
+DEFAULT_TIMEOUT = 60.0
+HASH_CHUNK_BYTES = 1024 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+#: ``progress(bytes_sent, total_bytes)``, both counting the whole multipart body.
+ProgressCallback = Callable[[int, int], None]
+
+
+class ClientError(Exception):
+    """The server refused a request.
+
+    ``status`` is the HTTP status, ``message`` the server's snake_case id (``device_exists``,
+    ``invalid_signature`` …; ``http_error`` / ``invalid_response`` when the body was not the
+    API's JSON), ``detail`` its human explanation or ``""``.
+    """
+
+    def __init__(self, status: int, message: str, detail: str = ""):
+        self.status = status
+        self.message = message
+        self.detail = detail
+        super().__init__(f"{message} ({status}): {detail}" if detail else f"{message} ({status})")
+
+
+class TransportError(Exception):
+    """The server could not be reached, or did not answer within the timeout."""
+
+
+def b64(signature: bytes) -> str:
+    """Standard, padded base64 text of ``signature`` (the encoding the API expects)."""
+    return base64.b64encode(signature).decode("ascii")
+
+
+def sha256_file(handle: BinaryIO, chunk_bytes: int = HASH_CHUNK_BYTES) -> tuple[str, int]:
+    """Stream ``handle`` from its current position to EOF; return (lowercase hex SHA-256, size in bytes)."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := handle.read(chunk_bytes):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def guess_content_type(path: str | os.PathLike[str]) -> str:
+    """The MIME type for ``path``'s extension (:mod:`mimetypes`), else ``application/octet-stream``.
+
+    A compressed file (``.tar.gz``, ``.csv.xz`` …) is typed by its compression, not by the type
+    of what is inside: ``application/gzip`` for gzip, ``application/octet-stream`` otherwise.
+    """
+    guessed, encoding = mimetypes.guess_type(os.fspath(path))
+    if encoding:
+        return "application/gzip" if encoding == "gzip" else DEFAULT_CONTENT_TYPE
+    return guessed or DEFAULT_CONTENT_TYPE
+
+
+class DeviceClient:
+    """One device talking to one TrustGate server.
+
+    :param server_url: base URL, e.g. ``http://localhost:7071`` (a trailing ``/`` is ignored).
+    :param deviceid: the device id sent in the ``deviceid`` header.
+    :param device_token: the secret sent in the ``deviceToken`` header (never logged).
+    :param private_key: the device key (a ``cryptography`` private key object) used to sign.
+    :param session: a :class:`requests.Session` to reuse; a new one is made if omitted.
+    :param timeout: seconds (or a ``(connect, read)`` tuple) per HTTP request.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        deviceid: str,
+        device_token: str,
+        private_key: PrivateKey,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    ):
+        self.server_url = server_url.rstrip("/")
+        self.deviceid = deviceid
+        self._device_token = device_token
+        self.private_key = private_key
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    @classmethod
+    def from_state(
+        cls,
+        state: DeviceState,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> "DeviceClient":
+        """A client for a saved device (loads its private key; raises :class:`client.state.StateError`)."""
+        return cls(state.server, state.deviceid, state.device_token, load_private_key(state.key_path),
+                   session=session, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"DeviceClient({self.server_url!r}, deviceid={self.deviceid!r})"
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` → ``{message: "healthy", ...}``; a 503 raises :class:`ClientError`."""
+        return self._request("GET", "/health", auth=False)
+
+    def register(self) -> dict[str, Any]:
+        """``POST /register-device`` → ``{message: "device_registered", deviceid}``.
+
+        Raises :class:`ClientError` 400 (invalid id/token) or 409 ``device_exists``.
+        """
+        body = {"deviceid": self.deviceid, "deviceToken": self._device_token}
+        return self._request("POST", "/register-device", auth=False, json=body)
+
+    def challenge(self) -> dict[str, Any]:
+        """``GET /api/challenge`` → ``{message: "challenge_issued", challenge, expires_at}``.
+
+        ``challenge`` is a base64url string, single use; ``expires_at`` ISO-8601 UTC text.
+        Raises :class:`ClientError` 401 (no credentials) or 403 (wrong credentials).
+        """
+        return self._request("GET", "/api/challenge")
+
+    def attest(self) -> dict[str, Any]:
+        """Bind the device key: fetch a challenge, sign ``attest:{challenge}``, ``POST /attest-device``.
+
+        Returns ``{message: "device_attested", key_type}``. Raises :class:`ClientError` 400
+        (unusable key), 401 (bad/used challenge or signature), 403 (credentials) or 409
+        ``already_attested`` (the device is bound to another key).
+        """
+        challenge = self.challenge()["challenge"]
+        body = {
+            "public_key": public_key_pem(self.private_key),
+            "challenge": challenge,
+            "signature": b64(sign(self.private_key, attest_message(challenge))),
+        }
+        return self._request("POST", "/attest-device", json=body)
+
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        content_type: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Upload one file, streamed from disk (never read whole into memory).
+
+        Hashes the file (SHA-256, streaming), fetches a fresh challenge, signs
+        ``upload:{challenge}:{sha256 hex}`` and posts ``multipart/form-data`` with fields
+        ``challenge``, ``signed_challenge`` (base64), ``public_key`` (PEM) and the ``file`` part
+        (basename, ``content_type`` or a guess from the extension). ``progress(sent, total)`` is
+        called as the body is sent (bytes of the whole multipart body).
+
+        Returns ``{message: "file_uploaded", file_id, blob_name, sha256, size}``. Raises
+        :class:`OSError` if the file cannot be read, :class:`ClientError` for 400/401/403/413/503.
+        """
+        file_path = Path(path)
+        content_type = content_type or guess_content_type(file_path)
+        with open(file_path, "rb") as handle:  # one handle for hashing and sending: same file
+            sha256_hex, _size = sha256_file(handle)
+            handle.seek(0)
+            challenge = self.challenge()["challenge"]
+            signature = b64(sign(self.private_key, upload_message(challenge, sha256_hex)))
+            encoder = MultipartEncoder(fields=[
+                ("challenge", challenge),
+                ("signed_challenge", signature),
+                ("public_key", public_key_pem(self.private_key)),
+                ("file", (file_path.name, handle, content_type)),
+            ])
+            callback = None
+            if progress is not None:
+                callback = lambda monitor: progress(monitor.bytes_read, monitor.len)  # noqa: E731
+            monitor = MultipartEncoderMonitor(encoder, callback)
+            return self._request("POST", "/upload-file", data=monitor,
+                                 headers={"Content-Type": monitor.content_type})
+
+    def list_files(self, page_size: int | None = None, continuation: str | None = None) -> dict[str, Any]:
+        """``GET /api/files`` → ``{message: "files_listed", files: [...], continuation: str | None}``.
+
+        Each file is ``{file_id, name, size, content_type, sha256, status, uploaded_at}``, newest
+        first. Pass the returned ``continuation`` back to get the next page.
+        """
+        params: dict[str, Any] = {}
+        if page_size is not None:
+            params["page_size"] = page_size
+        if continuation:
+            params["continuation"] = continuation
+        return self._request("GET", "/api/files", params=params)
+
+    def iter_files(self, page_size: int | None = None, continuation: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every file of the device (from ``continuation`` if given), newest first, page by page.
+
+        Raises :class:`ClientError` ``invalid_response`` if the server repeats a continuation token
+        (which would otherwise loop forever).
+        """
+        while True:
+            page = self.list_files(page_size=page_size, continuation=continuation)
+            yield from page.get("files") or []
+            following = page.get("continuation")
+            if not following:
+                return
+            if following == continuation:
+                raise ClientError(page.get("code", 200), "invalid_response", "the server repeated a continuation token")
+            continuation = following
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _request(self, method: str, route: str, *, auth: bool = True,
+                 headers: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        if auth:
+            all_headers["deviceid"] = self.deviceid
+            all_headers["deviceToken"] = self._device_token
+        url = self.server_url + route
+        try:
+            response = self.session.request(method, url, headers=all_headers, timeout=self.timeout, **kwargs)
+        except requests.Timeout:
+            raise TransportError(f"{self.server_url} did not answer {method} {route} within {self.timeout} s") from None
+        except requests.ConnectionError as error:
+            raise TransportError(f"connection to {self.server_url} failed: {_reason(error)}") from None
+        except requests.RequestException as error:
+            raise TransportError(f"{method} {route} failed: {error}") from None
+        return parse_response(response)
+
+
+def parse_response(response: requests.Response) -> dict[str, Any]:
+    """The JSON object of a success response, else raise :class:`ClientError` (see module doc)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.ok:
+        if not isinstance(body, dict):
+            raise ClientError(response.status_code, "invalid_response", "the server did not answer with a JSON object")
+        return body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        detail = body.get("detail")
+        raise ClientError(response.status_code, body["message"], detail if isinstance(detail, str) else "")
+    raise ClientError(response.status_code, "http_error", response.reason or "the server answered without a JSON body")
+
+
+def _reason(error: BaseException) -> str:
+    """A short reason for a connection failure: the innermost cause (``Connection refused`` …)."""
+    cause = error
+    seen = {id(cause)}
+    while (inner := cause.__cause__ or cause.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        cause = inner
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause) or type(cause).__name__
