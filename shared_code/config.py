@@ -52,7 +52,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("STORAGE__blobServiceUri", "", "Blob service URL for identity-based access, e.g. https://acct.blob.core.windows.net"),
     SettingSpec("AZURE_CLIENT_ID", "", "client id of the user-assigned managed identity (empty = default identity)"),
     SettingSpec("STORAGE_TIMEOUT_SECONDS", "10", "connect/read timeout for Cosmos and Blob calls, seconds"),
-    SettingSpec("UPLOADS_CONTAINER", "uploads", "blob container holding device uploads"),
+    # Required, no default: the upload blob trigger's path binds %UPLOADS_CONTAINER%, which the
+    # Functions host resolves from app settings only; a code default would hide a broken trigger.
+    SettingSpec("UPLOADS_CONTAINER", None, "blob container holding device uploads (also the blob trigger's path)"),
     SettingSpec("DEVICE_TOKEN_PEPPER", None, "base64 key (>= 32 bytes) for the keyed hash of device tokens", secret=True),
     SettingSpec("CHALLENGE_TTL_SECONDS", "300", "lifetime of a device challenge, seconds"),
     SettingSpec("MAX_UPLOAD_BYTES", "67108864", "largest accepted upload file, bytes"),

@@ -25,6 +25,7 @@ TEST_SETTINGS = {
     "DEVICE_TOKEN_PEPPER": base64.b64encode(b"test-pepper-" + b"x" * 32).decode(),
     "COSMOS_DATABASE": "trustgate-test",
     "STORAGE_TIMEOUT_SECONDS": "5",
+    "UPLOADS_CONTAINER": "uploads",
 }
 
 

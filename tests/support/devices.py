@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from urllib3 import encode_multipart_formdata
 
 import function_app
+from devhost.server import indexed_functions
 
-HANDLERS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+# get_functions() may run only once per app and process; devhost's indexer remembers the result.
+HANDLERS = {f.get_function_name(): f.get_user_function() for f in indexed_functions(function_app.app)}
 
 
 def new_key(kind: str = "p256"):

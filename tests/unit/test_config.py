@@ -9,7 +9,8 @@ from shared_code import config
 from shared_code.config import ConfigError, load_settings
 
 PEPPER = base64.b64encode(b"p" * 32).decode()
-BASE = {"COSMOS_ENDPOINT": "https://acct.documents.azure.com:443/", "DEVICE_TOKEN_PEPPER": PEPPER}
+BASE = {"COSMOS_ENDPOINT": "https://acct.documents.azure.com:443/", "DEVICE_TOKEN_PEPPER": PEPPER,
+        "UPLOADS_CONTAINER": "uploads"}
 
 
 def test_defaults_apply_when_only_required_settings_are_given(tmp_path, monkeypatch):
@@ -29,6 +30,7 @@ def test_environment_wins_over_local_settings(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("override, setting", [
     ({"COSMOS_ENDPOINT": ""}, "COSMOS_ENDPOINT"),
+    ({"UPLOADS_CONTAINER": ""}, "UPLOADS_CONTAINER"),
     ({"DEVICE_TOKEN_PEPPER": "not base64!"}, "DEVICE_TOKEN_PEPPER"),
     ({"DEVICE_TOKEN_PEPPER": base64.b64encode(b"short").decode()}, "DEVICE_TOKEN_PEPPER"),
     ({"CHALLENGE_TTL_SECONDS": "soon"}, "CHALLENGE_TTL_SECONDS"),

@@ -53,20 +53,10 @@ def openapi_path(route: str, prefix: str) -> str:
 
 
 def indexed_functions() -> list:
-    """``function_app.app.get_functions()``, callable more than once per process.
+    """The app's functions, indexed once per process by devhost (get_functions() may run only once)."""
+    from devhost.server import indexed_functions as index
 
-    azure-functions records the names it indexed in ``functions_bindings`` and raises
-    "does not have a unique function name" on a second ``get_functions()`` call, which other
-    modules (tests.support.devices, the devhost) already make. Index with a clean record and put
-    the previous one back, so neither side sees the other.
-    """
-    app = function_app.app
-    saved = app.functions_bindings
-    app.functions_bindings = None
-    try:
-        return app.get_functions()
-    finally:
-        app.functions_bindings = saved
+    return index(function_app.app)
 
 
 def app_http_functions() -> dict[Operation, list[str]]:
