@@ -26,7 +26,6 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobProperties, BlobServiceClient
 
-from devhost.emulators import azurite_connection_string
 from devhost.invoke import BoundFunction, Invoker
 from devhost.settings import SettingError, get_setting, resolve_placeholders
 
@@ -34,7 +33,6 @@ log = logging.getLogger("devhost")
 
 RECEIPTS_CONTAINER = "azure-webjobs-hosts"
 MAX_ATTEMPTS = 5
-AZURITE_DEFAULT_BLOB_PORT = 10000
 
 
 class BlobPathError(ValueError):
@@ -84,10 +82,10 @@ def parse_blob_path(path: str) -> BlobPath:
 
 def blob_service_client(connection: str) -> BlobServiceClient:
     """A client for the account a trigger's ``connection`` names, as the host resolves it:
-    setting ``<connection>`` holds a connection string (``UseDevelopmentStorage=true`` = local
-    Azurite), else ``<connection>__blobServiceUri`` (or ``__serviceUri``) holds the blob endpoint
-    URL and the identity comes from ``DefaultAzureCredential`` (``<connection>__clientId`` picks a
-    user-assigned identity). An empty ``connection`` means ``AzureWebJobsStorage``.
+    setting ``<connection>`` holds a connection string (the SDK reads ``UseDevelopmentStorage=true``
+    as Azurite on port 10000), else ``<connection>__blobServiceUri`` (or ``__serviceUri``) holds
+    the blob endpoint URL and the identity comes from ``DefaultAzureCredential``
+    (``<connection>__clientId`` picks a user-assigned identity). An empty ``connection`` means ``AzureWebJobsStorage``.
 
     Raises :class:`devhost.settings.SettingError` when none of these settings is set.
     """
@@ -95,8 +93,6 @@ def blob_service_client(connection: str) -> BlobServiceClient:
     options: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 60, "retry_total": 1}
     connection_string = get_setting(name)
     if connection_string:
-        if connection_string.strip().lower().rstrip(";") == "usedevelopmentstorage=true":
-            connection_string = azurite_connection_string(AZURITE_DEFAULT_BLOB_PORT)
         return BlobServiceClient.from_connection_string(connection_string, **options)
     url = get_setting(f"{name}__blobServiceUri") or get_setting(f"{name}__serviceUri")
     if url:
