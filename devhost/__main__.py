@@ -17,13 +17,18 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+import azure.functions as func
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from devhost.settings import get_number, get_setting  # noqa: E402
+
+if TYPE_CHECKING:
+    from devhost.server import RunningHost
 
 log = logging.getLogger("devhost")
 
@@ -54,11 +59,11 @@ def _emulators() -> Iterator[None]:
         yield
 
 
-def describe(function: object, route_prefix: str) -> str:
+def describe(function: func.Function, route_prefix: str) -> str:
     """One line per function: name, trigger kind and what fires it (methods + URL path, schedule,
     or blob path and connection)."""
-    trigger = function.get_trigger()  # type: ignore[attr-defined]
-    name = function.get_function_name()  # type: ignore[attr-defined]
+    trigger = function.get_trigger()
+    name = function.get_function_name()
     kind = trigger.get_binding_name()
     if kind == "httpTrigger":
         methods = ",".join(sorted(str(getattr(m, "value", m)).upper() for m in trigger.methods or [])) or "ALL"
@@ -91,19 +96,29 @@ def run() -> int:
 
         host = get_setting("DEVHOST_HOST", "127.0.0.1") or "127.0.0.1"
         port = int(get_number("PORT", 7071, minimum=0))
-        with serving(function_app.app, host=host, port=port) as running:
-            print(f"TrustGate devhost on {running.base_url}  (Ctrl-C to stop)", flush=True)
-            for function in running.functions:
-                reason = running.skipped.get(function.get_function_name())
-                line = describe(function, running.route_prefix)
-                print(f"  {line}" + (f"  NOT LOADED: {reason}" if reason else ""), flush=True)
+        with contextlib.ExitStack() as stack:
             try:
-                while running.running and not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-            print("stopping ...", flush=True)
-    return 0
+                running = stack.enter_context(serving(function_app.app, host=host, port=port))
+            except OSError as exc:
+                log.error("cannot listen on %s:%d: %s (set PORT to use another port)", host, port, exc.strerror or exc)
+                return 1
+            return _serve_until_stopped(running, stop)
+
+
+def _serve_until_stopped(running: RunningHost, stop: threading.Event) -> int:
+    """Print the URL and functions, wait for Ctrl-C / SIGTERM; 1 if the server died first."""
+    print(f"TrustGate devhost on {running.base_url}  (Ctrl-C to stop)", flush=True)
+    for function in running.functions:
+        reason = running.skipped.get(function.get_function_name())
+        line = describe(function, running.route_prefix)
+        print(f"  {line}" + (f"  NOT LOADED: {reason}" if reason else ""), flush=True)
+    try:
+        while running.running and not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("stopping ...", flush=True)
+    return 0 if running.running else 1
 
 
 def demo(argv: list[str]) -> int:
