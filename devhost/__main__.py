@@ -44,7 +44,7 @@ def use_example_settings_if_needed() -> None:
 
 
 @contextlib.contextmanager
-def _emulators() -> Iterator[None]:
+def local_emulators() -> Iterator[None]:
     """Start the emulators and put their endpoints into ``os.environ`` (unless DEVHOST_EMULATORS=0)."""
     if get_setting("DEVHOST_EMULATORS", "1") == "0":
         log.info("DEVHOST_EMULATORS=0: using the storage and Cosmos DB endpoints from the settings")
@@ -82,7 +82,7 @@ def run() -> int:
     use_example_settings_if_needed()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with _emulators():
+    with local_emulators():
         from devhost.provision import provision
         from devhost.server import serving
         from shared_code.config import reset_settings

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from devhost.__main__ import ROOT, _emulators, use_example_settings_if_needed
+from devhost.__main__ import ROOT, local_emulators, use_example_settings_if_needed
 
 DEMO_FILES = ("README.md", "host.json", "local.settings.example.json")
 CAPTURE_BYTES = 8 * 1024 * 1024
@@ -79,7 +79,7 @@ def main() -> int:
     """Run the demo; returns the process exit code."""
     use_example_settings_if_needed()
     results: list[bool] = []
-    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, _emulators():
+    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, local_emulators():
         from devhost.emulators import free_port
         from devhost.provision import provision
         from devhost.server import serving
