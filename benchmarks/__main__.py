@@ -1,0 +1,80 @@
+"""``python -m benchmarks`` (``make bench``): run every benchmark once and print the figures.
+
+Order: import time first (no emulators running yet, so the machine is quiet), then one emulator
+pair for the rest: latency against an in-process devhost, then throughput/RSS against a devhost
+subprocess. Ends with a compact summary block. ``--only`` runs a subset. Prints figures only;
+nothing is asserted, and the exit code is non-zero only if a benchmark could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
+
+SECTIONS = ("imports", "latency", "uploads")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    use_example_settings_if_needed()
+
+    from benchmarks import import_time, latency, stack, uploads
+
+    started = time.perf_counter()
+    print(f"TrustGate benchmarks  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  Python {platform.python_version()}  "
+          f"{platform.system()} {platform.machine()}  {os.cpu_count()} CPUs", flush=True)
+    imports = lat = ups = None
+    if "imports" in options.only:
+        imports = import_time.run()
+    if {"latency", "uploads"} & set(options.only):
+        with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
+            if "latency" in options.only:
+                with stack.in_process_devhost() as base_url:
+                    lat = latency.run(base_url, Path(tmp))
+            if "uploads" in options.only:
+                ups = uploads.run(settings, Path(tmp))
+    _summary(imports, lat, ups, time.perf_counter() - started)
+    return 0
+
+
+def _summary(imports, lat, ups, elapsed: float) -> None:
+    from benchmarks.report import MIB, heading
+
+    heading("Summary")
+    lines = [f"TrustGate bench {datetime.now(timezone.utc):%Y-%m-%d}, Python {platform.python_version()}, "
+             f"{os.cpu_count()} CPUs, emulators (Azurite + cosmosdb-server) on loopback"]
+    if lat:
+        parts = [f"{r.short} {r.ms.p50:.1f}/{r.ms.p95:.1f} (N={r.ms.n})" for r in lat.rows]
+        lines.append("latency ms p50/p95 via devhost, keep-alive: " + "; ".join(parts))
+    if ups:
+        by_size: dict[int, list] = {}
+        for series in ups:
+            by_size.setdefault(series.size, []).append(series)
+        for size, (dev, sdk) in by_size.items():
+            lines.append(
+                f"upload {size / 1e6:g} MB (N={len(dev.seconds)}): devhost {dev.mb_per_s:.1f} MB/s "
+                f"(POST alone {dev.post_mb_per_s:.1f}), peak RSS +{max(dev.deltas) / MIB:.0f} MiB "
+                f"(max {max(dev.peaks) / MIB:.0f} MiB) | SDK {sdk.mb_per_s:.1f} MB/s, "
+                f"peak RSS +{max(sdk.deltas) / MIB:.0f} MiB (max {max(sdk.peaks) / MIB:.0f} MiB)")
+    if imports:
+        lines.append(f"import function_app beyond azure.functions: {imports.function_app_ms:.0f} ms median "
+                     f"(N={imports.runs}; azure.functions alone {imports.azure_functions_ms:.0f} ms; "
+                     f"via {', '.join(f'{name} {ms:.0f}' for name, ms in imports.dependencies[:4])} ms)")
+    lines.append(f"benchmark wall time {elapsed:.0f} s")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
