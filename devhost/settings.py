@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from shared_code.config import _local_settings_values
+from shared_code.config import local_settings_values
 
 _PLACEHOLDER = re.compile(r"%([^%\s]+)%")
 
@@ -30,7 +30,7 @@ def get_setting(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     if value:
         return value
-    value = _local_settings_values().get(name)
+    value = local_settings_values().get(name)
     return value if value else default
 
 

@@ -90,7 +90,11 @@ class Settings:
     files_page_size: int
 
 
-def _local_settings_values() -> dict[str, str]:
+def local_settings_values() -> dict[str, str]:
+    """The ``Values`` of ``local.settings.json`` (or ``TRUSTGATE_LOCAL_SETTINGS``); ``{}`` if absent.
+
+    Raises :class:`ConfigError` when the file exists but is not JSON.
+    """
     path = Path(os.environ.get("TRUSTGATE_LOCAL_SETTINGS", PROJECT_ROOT / "local.settings.json"))
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -154,7 +158,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     Raises :class:`ConfigError` for the first missing or malformed setting.
     """
-    sources = {**_local_settings_values(), **(os.environ if environ is None else environ)}
+    sources = {**local_settings_values(), **(os.environ if environ is None else environ)}
     r = _Reader(sources)
     return Settings(
         cosmos_endpoint=r.text("COSMOS_ENDPOINT"),

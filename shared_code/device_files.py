@@ -68,6 +68,16 @@ def clean_filename(filename: str) -> str:
     return name[:MAX_NAME_LENGTH] or "unnamed"
 
 
+def _file_record(deviceid: str, file_id: str, name: str, size: int, content_type: str, sha256_hex: str,
+                 status: str, uploaded_at: str, verified_at: str | None = None) -> dict[str, Any]:
+    """A ``files`` item in the shape the module docstring gives; the blob name derives from the ids."""
+    return {
+        "id": file_id, "deviceid": deviceid, "blob_name": f"{deviceid}/{file_id}", "name": name, "size": size,
+        "content_type": content_type, "sha256": sha256_hex, "status": status,
+        "uploaded_at": uploaded_at, "verified_at": verified_at,
+    }
+
+
 def _canonical_pem(pem: str) -> str:
     try:
         return load_device_public_key(pem).pem
@@ -122,18 +132,8 @@ def store_upload(
     challenges.consume_challenge(device["id"], challenge)
 
     file_id = uuid.uuid4().hex
-    record = {
-        "id": file_id,
-        "deviceid": device["id"],
-        "blob_name": f"{device['id']}/{file_id}",
-        "name": clean_filename(incoming.filename),
-        "size": size,
-        "content_type": content_type,
-        "sha256": sha256_hex,
-        "status": "uploaded",
-        "uploaded_at": to_iso(utc_now()),
-        "verified_at": None,
-    }
+    record = _file_record(device["id"], file_id, clean_filename(incoming.filename), size, content_type,
+                          sha256_hex, "uploaded", to_iso(utc_now()))
     _write_blob(record, incoming.stream)
     try:
         created = cosmos.create_item(cosmos.FILES, record)
@@ -234,18 +234,12 @@ def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, s
         raise ValueError(f"unexpected blob name {blob_name!r}")
     sha256_hex, size = sha256_stream(stream)
     declared = metadata.get("sha256")
-    record = {
-        "id": file_id,
-        "deviceid": deviceid,
-        "blob_name": blob_name,
-        "name": unquote(metadata.get("original_name", "")) or "unnamed",
-        "size": size,
-        "content_type": content_type or "application/octet-stream",
-        "sha256": sha256_hex,
-        "status": "verified" if declared == sha256_hex else "digest_mismatch",
-        "uploaded_at": metadata.get("uploaded_at") or to_iso(utc_now()),
-        "verified_at": to_iso(utc_now()),
-    }
+    record = _file_record(
+        deviceid, file_id, unquote(metadata.get("original_name", "")) or "unnamed", size,
+        content_type or "application/octet-stream", sha256_hex,
+        "verified" if declared == sha256_hex else "digest_mismatch",
+        metadata.get("uploaded_at") or to_iso(utc_now()), verified_at=to_iso(utc_now()),
+    )
     if record["status"] == "digest_mismatch":
         record["declared_sha256"] = declared
         log.warning("digest mismatch for blob %s (declared %s)", blob_name, declared)

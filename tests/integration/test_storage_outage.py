@@ -3,7 +3,6 @@
 Uses its own emulators (function scope) so stopping them does not disturb other tests.
 """
 
-import os
 
 import pytest
 
