@@ -65,6 +65,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "comma-separated media types accepted by /upload-file",
     ),
     SettingSpec("FILES_PAGE_SIZE", "50", "default page size of GET /api/files (max 200)"),
+    SettingSpec("SESSION_IDLE_TIMEOUT_SECONDS", "1800", "a user session dies after this long without use, seconds"),
+    SettingSpec("SESSION_ABSOLUTE_TIMEOUT_SECONDS", "43200", "a user session dies this long after login, seconds"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -88,6 +90,8 @@ class Settings:
     max_upload_bytes: int
     allowed_content_types: frozenset[str]
     files_page_size: int
+    session_idle_timeout_seconds: int
+    session_absolute_timeout_seconds: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -175,6 +179,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 1, 1 << 31),
         allowed_content_types=r.csv("ALLOWED_CONTENT_TYPES", lambda s: s.strip().lower()),
         files_page_size=r.integer("FILES_PAGE_SIZE", 1, 200),
+        session_idle_timeout_seconds=r.integer("SESSION_IDLE_TIMEOUT_SECONDS", 60, 86400),
+        session_absolute_timeout_seconds=r.integer("SESSION_ABSOLUTE_TIMEOUT_SECONDS", 60, 30 * 86400),
     )
 
 

@@ -34,7 +34,12 @@ log = logging.getLogger("trustgate.cosmos")
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """A Cosmos container: name, partition key path, and ``default_ttl`` (-1: per-item ``ttl``)."""
+    """A Cosmos container: name, partition key path, and ``default_ttl`` (-1: per-item ``ttl``).
+
+    Convention for expiring state: a container with ``default_ttl`` set holds items that carry
+    ``expires_at`` (:func:`shared_code.timeutil.to_iso`) and a per-item ``ttl`` in seconds, so
+    Azure expires them natively and the purge timer can delete ``expires_at < now`` as backstop.
+    """
 
     name: str
     partition_key: str
@@ -44,8 +49,10 @@ class ContainerSpec:
 DEVICES = ContainerSpec("devices", "/id")
 CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
 FILES = ContainerSpec("files", "/deviceid")
+USERS = ContainerSpec("users", "/id")
+SESSIONS = ContainerSpec("sessions", "/id", default_ttl=-1)
 
-CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES)
+CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES, USERS, SESSIONS)
 
 
 class AlreadyExists(Exception):

@@ -32,6 +32,16 @@ def random_token(num_bytes: int = 32) -> str:
     return secrets.token_urlsafe(num_bytes)
 
 
+def sha256_hex(value: str) -> str:
+    """SHA-256 (FIPS 180-4) of the UTF-8 ``value`` as lowercase hex (64 chars).
+
+    For storing high-entropy bearer secrets (session ids, API tokens of >= 128 random bits):
+    a fast unkeyed hash is enough there, as the input cannot be guessed (NIST SP 800-63B §5.1.1.2
+    asks for slow salted hashing only for low-entropy memorised secrets).
+    """
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
 def keyed_hash(key: bytes, value: str) -> str:
     """HMAC-SHA256 (RFC 2104) of the UTF-8 ``value`` under ``key``, as lowercase hex (64 chars)."""
     mac = hmac.HMAC(key, hashes.SHA256())

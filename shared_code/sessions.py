@@ -1,0 +1,101 @@
+"""User sessions of the secure file store (OWASP Session Management Cheat Sheet).
+
+A session id is 256 random bits (base64url), handed to the client once at login and sent back
+only in the ``sid`` header. The server stores only its SHA-256, with the owner's email, so a
+database leak yields no usable session. A session dies after ``SESSION_IDLE_TIMEOUT_SECONDS``
+without use or ``SESSION_ABSOLUTE_TIMEOUT_SECONDS`` after login, whichever comes first, and at
+once on logout. Items carry ``expires_at`` and a Cosmos ``ttl``; the purge timer is the backstop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared_code import cosmos
+from shared_code.config import get_settings
+from shared_code.crypto import random_token, sha256_hex
+from shared_code.errors import Forbidden
+from shared_code.timeutil import from_iso, to_iso, utc_now
+
+SESSION_BYTES = 32
+SID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+# Refresh the idle deadline at most this often, so a busy session costs one write a minute.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live session: the owner's normalised ``email`` and when it ends (aware UTC)."""
+
+    email: str
+    expires_at: datetime
+
+
+def _deadline(created_at: datetime, last_seen_at: datetime) -> datetime:
+    settings = get_settings()
+    return min(
+        last_seen_at + timedelta(seconds=settings.session_idle_timeout_seconds),
+        created_at + timedelta(seconds=settings.session_absolute_timeout_seconds),
+    )
+
+
+def _item(sid_hash: str, email: str, created_at: datetime, last_seen_at: datetime) -> dict:
+    expires_at = _deadline(created_at, last_seen_at)
+    return {
+        "id": sid_hash,
+        "email": email,
+        "created_at": to_iso(created_at),
+        "last_seen_at": to_iso(last_seen_at),
+        "expires_at": to_iso(expires_at),
+        "ttl": max(1, int((expires_at - utc_now()).total_seconds()) + 1),
+    }
+
+
+def create_session(email: str) -> str:
+    """Start a session for the normalised ``email``; returns the raw session id (43 chars).
+
+    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    sid = random_token(SESSION_BYTES)
+    now = utc_now()
+    cosmos.create_item(cosmos.SESSIONS, _item(sha256_hex(sid), email, now, now))
+    return sid
+
+
+def require_session(sid: str | None) -> Session:
+    """The live session for the ``sid`` header value, extending its idle deadline.
+
+    Raises :class:`~shared_code.errors.Forbidden` ``invalid_session`` when ``sid`` is missing,
+    malformed, unknown, logged out or expired (idle or absolute timeout), and
+    :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    if not sid or not SID_PATTERN.fullmatch(sid):
+        raise Forbidden("invalid_session", "a live session id is required in the sid header")
+    sid_hash = sha256_hex(sid)
+    item = cosmos.read_item(cosmos.SESSIONS, sid_hash, sid_hash)
+    now = utc_now()
+    if item is None or from_iso(item["expires_at"]) <= now:
+        raise Forbidden("invalid_session", "the session is unknown or has expired")
+    last_seen_at = from_iso(item["last_seen_at"])
+    expires_at = from_iso(item["expires_at"])
+    if now - last_seen_at >= TOUCH_INTERVAL:
+        touched = _item(sid_hash, item["email"], from_iso(item["created_at"]), now)
+        try:
+            cosmos.replace_item(cosmos.SESSIONS, touched, item["_etag"])
+            expires_at = from_iso(touched["expires_at"])
+        except cosmos.EtagMismatch:
+            pass  # a concurrent request touched it (or logout deleted it: the next call fails)
+    return Session(email=item["email"], expires_at=expires_at)
+
+
+def end_session(sid: str | None) -> bool:
+    """Delete the session for ``sid`` at once; ``True`` if a session was ended.
+
+    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    if not sid or not SID_PATTERN.fullmatch(sid):
+        return False
+    sid_hash = sha256_hex(sid)
+    return cosmos.delete_item(cosmos.SESSIONS, sid_hash, sid_hash)

@@ -1,0 +1,44 @@
+"""User identities of the secure file store: email normalisation and lookup.
+
+A user is one item in the ``users`` container whose ``id`` is the normalised email (so a
+create-on-id makes exactly one of N concurrent registrations win). Registration, passwords and
+OTPs live in :mod:`shared_code.accounts`; this module is the small shared contract other areas
+(KMS grants, the data store) use to name users.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from shared_code import cosmos
+from shared_code.errors import BadRequest
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3 path limit minus the angle brackets
+
+
+def normalize_email(raw: object) -> str:
+    """The canonical form of an email address: trimmed, syntax-checked, lower-cased.
+
+    Syntax follows RFC 5322/6531 as implemented by ``email-validator`` (no DNS lookups: the
+    OTP mail proves deliverability). The whole address is lower-cased so ``Alice@X.org`` and
+    ``alice@x.org`` are one user.
+
+    Raises :class:`~shared_code.errors.BadRequest` ``invalid_email``.
+    """
+    if not isinstance(raw, str) or not raw.strip() or len(raw.strip()) > MAX_EMAIL_LENGTH:
+        raise BadRequest("invalid_email", "email must be a valid address")
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise BadRequest("invalid_email", "email must be a valid address") from None
+    return result.normalized.lower()
+
+
+def get_user(email: str) -> dict[str, Any] | None:
+    """The registered user stored under the normalised ``email``, or ``None``.
+
+    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    return cosmos.read_item(cosmos.USERS, email, email)
