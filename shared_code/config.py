@@ -67,6 +67,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("FILES_PAGE_SIZE", "50", "default page size of GET /api/files (max 200)"),
     SettingSpec("SESSION_IDLE_TIMEOUT_SECONDS", "1800", "a user session dies after this long without use, seconds"),
     SettingSpec("SESSION_ABSOLUTE_TIMEOUT_SECONDS", "43200", "a user session dies this long after login, seconds"),
+    SettingSpec("PASSWORD_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC pre-hash of passwords before bcrypt", secret=True),
+    SettingSpec("BCRYPT_COST", "12", "bcrypt cost factor (log2 rounds), 12..16"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -92,6 +94,8 @@ class Settings:
     files_page_size: int
     session_idle_timeout_seconds: int
     session_absolute_timeout_seconds: int
+    password_pepper: bytes
+    bcrypt_cost: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -181,6 +185,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         files_page_size=r.integer("FILES_PAGE_SIZE", 1, 200),
         session_idle_timeout_seconds=r.integer("SESSION_IDLE_TIMEOUT_SECONDS", 60, 86400),
         session_absolute_timeout_seconds=r.integer("SESSION_ABSOLUTE_TIMEOUT_SECONDS", 60, 30 * 86400),
+        password_pepper=r.key("PASSWORD_PEPPER", 32),
+        bcrypt_cost=r.integer("BCRYPT_COST", 12, 16),
     )
 
 

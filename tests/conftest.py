@@ -26,6 +26,7 @@ TEST_SETTINGS = {
     "COSMOS_DATABASE": "trustgate-test",
     "STORAGE_TIMEOUT_SECONDS": "5",
     "UPLOADS_CONTAINER": "uploads",
+    "PASSWORD_PEPPER": base64.b64encode(b"test-password-pepper-" + b"p" * 32).decode(),
 }
 
 
