@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from client.device_api import DEFAULT_TIMEOUT, ClientError, DeviceClient, TransportError
+from client.files_cli import add_store_commands
 from client.keys import DEFAULT_KEY_TYPE, KEY_TYPES, generate_private_key, public_key_fingerprint, public_key_pem
 from client.state import (
     DeviceState,
@@ -153,13 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     upload.set_defaults(handler=cmd_upload)
 
     files = commands.add_parser("files", parents=[common], help="list this device's files, newest first",
-                                description="List this device's uploaded files (GET /api/files), newest first.")
+                                description="Without ACTION: list this device's uploaded files (GET /api/files), newest first. "
+                                            "With ACTION: the encrypted store (client-side AES-256-GCM, keys from the KMS).")
     files.add_argument("--all", action="store_true", help="follow continuation tokens and list every file")
     files.add_argument("--page-size", type=_positive_int, metavar="N",
                        help="files per request (server default if omitted)")
     files.add_argument("--continuation", metavar="TOKEN", help="start from this continuation token")
     files.add_argument("--json", action="store_true", help="print JSON instead of a table")
     files.set_defaults(handler=cmd_files)
+    add_store_commands(files, common)
     return parser
 
 

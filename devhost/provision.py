@@ -15,7 +15,7 @@ from shared_code.config import get_settings
 
 def blob_container_names() -> list[str]:
     """Every blob container the app uses, by its configured name."""
-    return [get_settings().uploads_container]
+    return [get_settings().uploads_container, get_settings().encrypted_files_container]
 
 
 def provision() -> None:

@@ -69,6 +69,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("SESSION_ABSOLUTE_TIMEOUT_SECONDS", "43200", "a user session dies this long after login, seconds"),
     SettingSpec("PASSWORD_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC pre-hash of passwords before bcrypt", secret=True),
     SettingSpec("BCRYPT_COST", "12", "bcrypt cost factor (log2 rounds), 12..16"),
+    # Empty default on purpose: only the KMS endpoints need it, and they answer 500
+    # configuration_error naming it (shared_code.key_wrap), so a missing KEK never stops the rest.
+    SettingSpec("KMS_MASTER_KEY", "", "base64 of the 32-byte AES-256 KEK wrapping file private keys (Key Vault reference in Azure)", secret=True),
+    SettingSpec("KMS_RSA_KEY_BITS", "3072", "RSA modulus size of new file key pairs: 2048, 3072 or 4096"),
+    SettingSpec("ENCRYPTED_FILES_CONTAINER", "encrypted-files", "blob container holding the encrypted store's ciphertexts"),
+    SettingSpec("DATASTORE_MAX_FILE_BYTES", "16777216", "largest accepted encrypted_data of POST /upload, bytes (decoded)"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -96,6 +102,10 @@ class Settings:
     session_absolute_timeout_seconds: int
     password_pepper: bytes
     bcrypt_cost: int
+    kms_master_key: str
+    kms_rsa_key_bits: int
+    encrypted_files_container: str
+    datastore_max_file_bytes: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -187,7 +197,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_absolute_timeout_seconds=r.integer("SESSION_ABSOLUTE_TIMEOUT_SECONDS", 60, 30 * 86400),
         password_pepper=r.key("PASSWORD_PEPPER", 32),
         bcrypt_cost=r.integer("BCRYPT_COST", 12, 16),
+        kms_master_key=r.text("KMS_MASTER_KEY"),
+        kms_rsa_key_bits=_rsa_key_bits(r),
+        encrypted_files_container=r.text("ENCRYPTED_FILES_CONTAINER"),
+        datastore_max_file_bytes=r.integer("DATASTORE_MAX_FILE_BYTES", 1, 256 * 1024 * 1024),
     )
+
+
+KMS_RSA_KEY_SIZES = (2048, 3072, 4096)
+
+
+def _rsa_key_bits(r: _Reader) -> int:
+    bits = r.integer("KMS_RSA_KEY_BITS", 2048, 4096)
+    if bits not in KMS_RSA_KEY_SIZES:
+        raise ConfigError("KMS_RSA_KEY_BITS", "must be 2048, 3072 or 4096")
+    return bits
 
 
 @functools.lru_cache(maxsize=1)

@@ -151,3 +151,14 @@ def read_multipart(req: func.HttpRequest, max_file_bytes: int) -> tuple[Mapping[
     if (_DIGITS.fullmatch(declared) and int(declared) > limit) or len(req.get_body()) > limit:
         raise PayloadTooLarge("file_too_large", f"files may be at most {max_file_bytes} bytes")
     return req.form, req.files
+
+
+def session_email(req: func.HttpRequest) -> str:
+    """The normalised email of the live session named by the request's ``sid`` header.
+
+    Raises :class:`~shared_code.errors.Forbidden` ``invalid_session`` (see
+    :func:`shared_code.sessions.require_session`).
+    """
+    from shared_code.sessions import require_session  # sessions → cosmos: imported on first use
+
+    return require_session(req.headers.get("sid")).email

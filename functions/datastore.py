@@ -1,0 +1,42 @@
+"""Encrypted store API (seed 002 "data server"): upload, download and list encrypted files.
+
+Every call needs a live session in the ``sid`` header (403 ``invalid_session``). Handlers only
+parse, call :mod:`shared_code.datastore` / :mod:`shared_code.kms`, and respond.
+"""
+
+import azure.functions as func
+
+from shared_code import datastore, kms
+from shared_code.http import handle_errors, json_response, read_json_object, session_email
+
+datastore_bp = func.Blueprint()
+
+
+@datastore_bp.route(route="upload", methods=["POST"])
+@handle_errors
+def upload(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /upload {file_name, encrypted_data, encrypted_aes_key, encrypted_aes_initial_vector} →
+    200 / 400 / 403 / 409 file_exists / 413."""
+    email = session_email(req)
+    body = read_json_object(req, max_bytes=datastore.max_body_bytes())
+    file_name = kms.validate_file_name(body.get("file_name"))
+    datastore.store(email, file_name, datastore.parse_envelope(body))
+    return json_response(200, "upload_success", file_name=file_name)
+
+
+@datastore_bp.route(route="download", methods=["GET"])
+@handle_errors
+def download(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /download?file_name=… → 200 {the envelope fields} / 404 file_not_found / 403."""
+    email = session_email(req)
+    file_name = kms.validate_file_name(req.params.get("file_name"))
+    envelope = datastore.fetch(email, file_name)
+    return json_response(200, "download_success", file_name=file_name, **envelope.to_json())
+
+
+@datastore_bp.route(route="list_files", methods=["GET"])
+@handle_errors
+def list_files_of_user(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /list_files → 200 {files: [names], entries: [{file_name, role, owner}]} / 403."""
+    entries = kms.accessible_files(session_email(req))
+    return json_response(200, "list_files_success", files=[e["file_name"] for e in entries], entries=entries)
