@@ -1,0 +1,81 @@
+"""Users, sessions and requests for the KMS and encrypted-store handlers (integration tests).
+
+Users are written straight into the ``users`` container and sessions made with
+:func:`shared_code.sessions.create_session`: the accounts endpoints are another area's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from client.envelope import Sealed, seal
+from shared_code import cosmos, sessions
+from shared_code.timeutil import to_iso, utc_now
+from tests.support.devices import call
+
+
+def register_user(email: str) -> None:
+    cosmos.create_item(cosmos.USERS, {"id": email, "email": email, "password_hash": "x", "created_at": to_iso(utc_now())})
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unique_name(prefix: str = "file") -> str:
+    return f"{prefix}-{secrets.token_hex(6)}.bin"
+
+
+@dataclass
+class User:
+    """A registered user with a live session, driving the handlers."""
+
+    email: str
+    sid: str
+
+    @classmethod
+    def new(cls, prefix: str = "user") -> "User":
+        email = f"{prefix}-{secrets.token_hex(5)}@example.org"
+        register_user(email)
+        return cls(email, sessions.create_session(email))
+
+    def post(self, name: str, document: Any, *, raw: bytes | None = None) -> tuple[int, dict]:
+        body = raw if raw is not None else json.dumps(document).encode()
+        return call(name, "POST", name, headers={"sid": self.sid, "content-type": "application/json"}, body=body)
+
+    def public_key(self, file_name: str) -> tuple[int, dict]:
+        return self.post("get_public_key", {"file_name": file_name})
+
+    def private_key(self, file_name: str) -> tuple[int, dict]:
+        return self.post("get_private_key", {"file_name": file_name})
+
+    def grant(self, file_name: str, friend: str) -> tuple[int, dict]:
+        return self.post("grant_access", {"file_name": file_name, "friend_email": friend})
+
+    def revoke(self, file_name: str, friend: str) -> tuple[int, dict]:
+        return self.post("revoke_access", {"file_name": file_name, "friend_email": friend})
+
+    def upload(self, file_name: str, sealed: Sealed, **overrides: Any) -> tuple[int, dict]:
+        document = {"file_name": file_name, "encrypted_data": b64(sealed.encrypted_data),
+                    "encrypted_aes_key": b64(sealed.encrypted_aes_key),
+                    "encrypted_aes_initial_vector": b64(sealed.encrypted_aes_initial_vector), **overrides}
+        return self.post("upload", {k: v for k, v in document.items() if v is not None})
+
+    def download(self, file_name: str) -> tuple[int, dict]:
+        return call("download", "GET", "download", headers={"sid": self.sid}, params={"file_name": file_name})
+
+    def list_files(self) -> tuple[int, dict]:
+        return call("list_files_of_user", "GET", "list_files", headers={"sid": self.sid})
+
+    def put(self, file_name: str, plaintext: bytes) -> Sealed:
+        """Reserve ``file_name``, seal ``plaintext`` under its KMS key, upload; returns the envelope."""
+        status, body = self.public_key(file_name)
+        assert status == 200, body
+        sealed = seal(plaintext, file_name, base64.b64decode(body["kms_public_key"]))
+        status, body = self.upload(file_name, sealed)
+        assert (status, body["message"]) == (200, "upload_success"), body
+        return sealed
