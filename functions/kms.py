@@ -18,6 +18,13 @@ def _file_name(body: dict) -> str:
     return kms.validate_file_name(body.get("file_name"))
 
 
+def _access_change(req: func.HttpRequest) -> tuple[str, str, str]:
+    """(caller email, file name, friend email as sent) of a grant or revoke request."""
+    email = session_email(req)
+    body = read_json_object(req)
+    return email, _file_name(body), require_string(body, "friend_email", max_length=320, error="invalid_email")
+
+
 @kms_bp.route(route="get_public_key", methods=["POST"])
 @handle_errors
 def get_public_key(req: func.HttpRequest) -> func.HttpResponse:
@@ -40,9 +47,7 @@ def get_private_key(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def grant_access(req: func.HttpRequest) -> func.HttpResponse:
     """POST /grant_access {file_name, friend_email} → 200 / 400 permission_denied / 403 / 404 user_not_found."""
-    email = session_email(req)
-    body = read_json_object(req)
-    kms.grant(email, _file_name(body), require_string(body, "friend_email", max_length=320, error="invalid_email"))
+    kms.grant(*_access_change(req))
     return json_response(200, "grant_success")
 
 
@@ -50,7 +55,5 @@ def grant_access(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def revoke_access(req: func.HttpRequest) -> func.HttpResponse:
     """POST /revoke_access {file_name, friend_email} → 200 (effective at once) / 400 permission_denied / 403."""
-    email = session_email(req)
-    body = read_json_object(req)
-    kms.revoke(email, _file_name(body), require_string(body, "friend_email", max_length=320, error="invalid_email"))
+    kms.revoke(*_access_change(req))
     return json_response(200, "revoke_success")

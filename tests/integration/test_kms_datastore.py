@@ -359,3 +359,23 @@ def test_stored_state_holds_no_plaintext_private_key(alice, bob):
     for secret in (pem.decode(), base64.b64encode(pem).decode(), base64.b64encode(der).decode(), "PRIVATE KEY"):
         assert secret not in stored
     assert item["wrapped_private_key"]["alg"] == "A256GCM" and len(base64.b64decode(item["wrapped_private_key"]["nonce"])) == 12
+
+
+# --- storage faults ---------------------------------------------------------------------------
+
+def test_failed_owner_entry_leaves_no_key_behind(alice, monkeypatch):
+    from shared_code.errors import ServiceUnavailable
+
+    original = cosmos.create_item
+
+    def failing_create(spec, body):
+        if spec is cosmos.FILE_ACCESS:
+            raise ServiceUnavailable(detail="injected")
+        return original(spec, body)
+
+    name = unique_name()
+    monkeypatch.setattr(cosmos, "create_item", failing_create)
+    assert alice.public_key(name)[1]["message"] == "service_unavailable"
+    monkeypatch.setattr(cosmos, "create_item", original)
+    assert cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(name), kms.key_id(name)) is None
+    assert alice.public_key(name)[0] == 200  # the name is free again
