@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import azure.functions as func
 
 from shared_code.config import ConfigError
+from shared_code import sessions
 from shared_code.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 log = logging.getLogger("trustgate.http")
@@ -159,6 +160,4 @@ def session_email(req: func.HttpRequest) -> str:
     Raises :class:`~shared_code.errors.Forbidden` ``invalid_session`` (see
     :func:`shared_code.sessions.require_session`).
     """
-    from shared_code.sessions import require_session  # sessions → cosmos: imported on first use
-
-    return require_session(req.headers.get("sid")).email
+    return sessions.require_session(req.headers.get("sid")).email
