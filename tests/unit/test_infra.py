@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 import function_app
+from devhost.server import indexed_functions
 from shared_code import config, cosmos
 from tests.conftest import reset_app_state
 from tests.support.infra import (
@@ -56,7 +57,7 @@ PENDING_MERGE = {"KMS_MASTER_KEY", "JWT_SECRET", "SMTP_PASSWORD", "PLAY_INTEGRIT
                  "PLAY_INTEGRITY_DECRYPTION_KEY"}
 
 SPECS = {spec.name: spec for spec in config.SETTINGS}
-BINDINGS = [(fn.get_function_name(), b.get_dict_repr()) for fn in function_app.app.get_functions()
+BINDINGS = [(fn.get_function_name(), b.get_dict_repr()) for fn in indexed_functions(function_app.app)
             for b in fn.get_bindings()]
 
 
