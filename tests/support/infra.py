@@ -140,7 +140,7 @@ def object_entries(text: str, declaration: str) -> dict[str, str]:
 
 
 def _add_entry(entries: dict[str, str], line: str) -> None:
-    match = re.match(r"\s*('(?:[^'\\]|\\.)*'|[A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*$", line, re.S)
+    match = re.match(r"\s*('(?:[^'\\]|\\.)*'|[A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*$", line, re.DOTALL)
     if match:
         entries[match.group(1).strip("'")] = match.group(2)
 

@@ -196,7 +196,7 @@ def test_azure_yaml_service_is_the_function_apps_azd_service_name():
 def test_hooks_exist_for_both_shells():
     hooks = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))["hooks"]
     assert set(hooks) == {"postprovision", "postdeploy"}
-    for name, hook in hooks.items():
+    for hook in hooks.values():
         assert hook["posix"]["shell"] == "sh" and hook["windows"]["shell"] == "pwsh"
         for variant in ("posix", "windows"):
             assert (ROOT / hook[variant]["run"]).is_file(), hook[variant]["run"]
@@ -209,13 +209,13 @@ def test_hooks_exist_for_both_shells():
 def test_postdeploy_subscribes_the_event_grid_blob_trigger(script, pattern):
     triggers = sorted(fn for fn, b in BINDINGS if b["type"] == "blobTrigger" and b.get("source") == "EventGrid")
     text = (ROOT / script).read_text(encoding="utf-8")
-    assert [m.group(1) for m in re.finditer(pattern, text, re.M)] == triggers
+    assert [m.group(1) for m in re.finditer(pattern, text, re.MULTILINE)] == triggers
     assert "Host.Functions." in text and "systemKeys.blobs_extension" in text
     assert "/blobServices/default/containers/" in text
 
 
 def test_hook_inputs_are_bicep_outputs():
-    outputs = set(re.findall(r"^output (\w+) ", strip_comments(bicep("main.bicep")), re.M))
+    outputs = set(re.findall(r"^output (\w+) ", strip_comments(bicep("main.bicep")), re.MULTILINE))
     for script in ("postdeploy.sh", "postprovision.sh"):
         used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]+)", (ROOT / "scripts" / script).read_text(encoding="utf-8")))
         assert used - {"FUNCTION_NAME", "SUBSCRIPTION_NAME"} <= outputs, (script, sorted(used - outputs))
@@ -281,7 +281,7 @@ def test_bicep_declares_what_the_issue_requires(path, required):
 
 def test_parameters_file_feeds_every_parameter_it_names():
     parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
-    declared = set(re.findall(r"^param (\w+) ", strip_comments(bicep("main.bicep")), re.M))
+    declared = set(re.findall(r"^param (\w+) ", strip_comments(bicep("main.bicep")), re.MULTILINE))
     assert set(parameters) <= declared
     assert {"environmentName", "location", "principalId"} <= set(parameters)
 
@@ -289,7 +289,7 @@ def test_parameters_file_feeds_every_parameter_it_names():
 def test_modules_and_json_files_referenced_exist():
     for path in sorted(INFRA.rglob("*.bicep")):
         code = strip_comments(path.read_text(encoding="utf-8"))
-        for ref in re.findall(r"^module \w+ '([^']+)'", code, re.M) + re.findall(r"loadJsonContent\('([^']+)'\)", code):
+        for ref in re.findall(r"^module \w+ '([^']+)'", code, re.MULTILINE) + re.findall(r"loadJsonContent\('([^']+)'\)", code):
             assert (path.parent / ref).is_file(), f"{path.relative_to(ROOT)} refers to missing {ref}"
 
 
