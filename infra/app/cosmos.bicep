@@ -11,6 +11,7 @@ param appPrincipalId string
 param userPrincipalId string = ''
 
 // [{ name, partitionKey, defaultTtl? }]; defaultTtl -1 = TTL on, per item (`ttl` field).
+// any(): defaultTtl exists on some entries only, which the inferred JSON type cannot express.
 var containers = loadJsonContent('./cosmos-containers.json')
 // Built-in "Cosmos DB Built-in Data Contributor": read/write items, no control-plane rights.
 var dataContributorRoleId = '00000000-0000-0000-0000-000000000002'
@@ -71,7 +72,7 @@ resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
         kind: 'Hash'
         version: 2
       }
-    }, contains(container, 'defaultTtl') ? { defaultTtl: container.defaultTtl } : {})
+    }, contains(container, 'defaultTtl') ? { defaultTtl: any(container).defaultTtl } : {})
   }
 }]
 

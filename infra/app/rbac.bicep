@@ -84,7 +84,7 @@ resource appVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [f
 }]
 
 // Developer assignments: principalType left out, azd may run as a user or a service principal.
-resource userStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for r in filter(userRoles, x => x.scope == 'storage' && !empty(userIdentityPrincipalId)): {
+resource userStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for r in (empty(userIdentityPrincipalId) ? [] : filter(userRoles, x => x.scope == 'storage')): {
   name: guid(storageAccount.id, userIdentityPrincipalId, r.role)
   scope: storageAccount
   properties: {
@@ -93,7 +93,7 @@ resource userStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }]
 
-resource userInsightsRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for r in filter(userRoles, x => x.scope == 'insights' && !empty(userIdentityPrincipalId)): {
+resource userInsightsRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for r in (empty(userIdentityPrincipalId) ? [] : filter(userRoles, x => x.scope == 'insights')): {
   name: guid(applicationInsights.id, userIdentityPrincipalId, r.role)
   scope: applicationInsights
   properties: {
@@ -102,7 +102,7 @@ resource userInsightsRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }]
 
-resource userVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for r in filter(userRoles, x => x.scope == 'vault' && !empty(userIdentityPrincipalId)): {
+resource userVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for r in (empty(userIdentityPrincipalId) ? [] : filter(userRoles, x => x.scope == 'vault')): {
   name: guid(vault.id, userIdentityPrincipalId, r.role)
   scope: vault
   properties: {
