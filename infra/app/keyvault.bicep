@@ -13,6 +13,9 @@ param purgeProtection bool = false
 
 // [{ setting, secretName, generateBytes }], compared with shared_code.config by the infra test.
 var secrets = loadJsonContent('./key-vault-secrets.json')
+// The vault URI from its name (known before deployment), so the lambda below needs no runtime
+// property: https://<name>.vault.azure.net/ in the public cloud.
+var vaultUri = 'https://${name}${environment().suffixes.keyvaultDns}/'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -47,7 +50,7 @@ output uri string = vault.properties.vaultUri
 // App settings that are Key Vault references, e.g.
 // { DEVICE_TOKEN_PEPPER: '@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/device-token-pepper)' }.
 // Versionless URIs: a new secret version reaches the app within 24 h (or at restart).
-output referenceSettings object = toObject(secrets, s => s.setting, s => '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${s.secretName})')
+output referenceSettings object = toObject(secrets, s => s.setting, s => '@Microsoft.KeyVault(SecretUri=${vaultUri}secrets/${s.secretName})')
 // "secret-name:bytes secret-name:bytes" for the postprovision hook (random values, if absent).
 output generatedSecrets string = join(map(filter(secrets, s => s.generateBytes > 0), s => '${s.secretName}:${s.generateBytes}'), ' ')
 // "SETTING:secret-name ..." the operator supplies (hook copies them from the azd environment).
