@@ -114,6 +114,9 @@ def local_settings_values() -> dict[str, str]:
     return {str(k): str(v) for k, v in values.items()}
 
 
+_UNRESOLVED_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
 class _Reader:
     def __init__(self, sources: Mapping[str, str]) -> None:
         self._sources = sources
@@ -121,6 +124,12 @@ class _Reader:
     def raw(self, name: str) -> str:
         spec = _SPECS[name]
         value = self._sources.get(name)
+        if value is not None and value.startswith(_UNRESOLVED_KEY_VAULT_REFERENCE):
+            # In Azure an app setting that is still "@Microsoft.KeyVault(...)" is a reference the
+            # platform could not resolve (secret not created yet, or no access): treat it as unset.
+            if spec.default is None:
+                raise ConfigError(name, "is a Key Vault reference that did not resolve (secret missing or no access)")
+            return spec.default
         if value is None or value == "":
             if spec.default is None:
                 raise ConfigError(name, "is required but not set")

@@ -71,3 +71,16 @@ def test_credential_is_pinned_to_the_user_assigned_identity(settings_env, monkey
 def test_settings_declare_both_storage_modes():
     names = {spec.name for spec in config.SETTINGS}
     assert {"STORAGE", "STORAGE__blobServiceUri", "COSMOS_ENDPOINT", "COSMOS_KEY", "AZURE_CLIENT_ID"} <= names
+
+
+def test_unresolved_key_vault_reference_is_unset_not_a_value(tmp_path, monkeypatch):
+    """Azure leaves "@Microsoft.KeyVault(...)" in place when a reference cannot resolve."""
+    monkeypatch.setenv("TRUSTGATE_LOCAL_SETTINGS", str(tmp_path / "absent.json"))
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/device-token-pepper)"
+    base = {"COSMOS_ENDPOINT": COSMOS_URL, "UPLOADS_CONTAINER": "uploads",
+            "DEVICE_TOKEN_PEPPER": "cGVwcGVyLXBlcHBlci1wZXBwZXItcGVwcGVyLXBlcHBlcg==",
+            "PASSWORD_PEPPER": "cGVwcGVyLXBlcHBlci1wZXBwZXItcGVwcGVyLXBlcHBlcg=="}
+    with pytest.raises(ConfigError, match="Key Vault reference that did not resolve") as raised:
+        config.load_settings({**base, "DEVICE_TOKEN_PEPPER": reference})
+    assert raised.value.setting == "DEVICE_TOKEN_PEPPER"
+    assert config.load_settings({**base, "COSMOS_KEY": reference.replace("device-token-pepper", "x")}).cosmos_key == ""
