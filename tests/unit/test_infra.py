@@ -337,3 +337,13 @@ def test_module_outputs_used_are_declared():
             assert symbol in modules, f"{path.relative_to(ROOT)}: {symbol} is not a module"
             target = strip_comments((path.parent / modules[symbol]).read_text(encoding="utf-8"))
             assert re.search(rf"^output {output} ", target, re.MULTILINE), f"{path.relative_to(ROOT)}: {symbol}.outputs.{output} is not declared"
+
+
+def test_binding_expressions_resolve_from_azure_app_settings():
+    """The host resolves %NAME% in trigger/binding properties from app settings only (no code
+    defaults), so each must be set in Azure."""
+    azure = azure_app_settings()
+    used = {(fn, name) for fn, b in BINDINGS for value in b.values() if isinstance(value, str)
+            for name in re.findall(r"%([^%]+)%", value)}
+    unset = sorted(f"{fn}: %{name}%" for fn, name in used if name not in azure)
+    assert not unset, f"binding expressions with no Azure app setting: {unset}"
