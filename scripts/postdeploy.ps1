@@ -14,6 +14,7 @@ if (-not (Get-Command az -ErrorAction SilentlyContinue)) { throw 'postdeploy: th
 
 # The host creates the key when it first indexes the Event Grid blob trigger: wait for it.
 $key = ''
+$ErrorActionPreference = 'Continue'   # az failures below are retried, not fatal
 for ($attempt = 1; -not $key; $attempt++) {
     $key = az functionapp keys list --resource-group $env:RESOURCE_GROUP --name $env:AZURE_FUNCTION_APP_NAME --query 'systemKeys.blobs_extension' --output tsv 2>$null
     if ($key) { break }

@@ -12,6 +12,8 @@ $tmp = New-TemporaryFile
 $changed = $false
 
 function Test-Secret([string]$Name) {
+    # A failing az call is an answer here (not found / not yet authorised), not a script error.
+    $ErrorActionPreference = 'Continue'
     for ($attempt = 1; ; $attempt++) {
         $out = az keyvault secret show --vault-name $vault --name $Name --query id -o tsv 2>&1
         if ($LASTEXITCODE -eq 0) { return $true }
