@@ -106,6 +106,9 @@ class Settings:
     kms_rsa_key_bits: int
     encrypted_files_container: str
     datastore_max_file_bytes: int
+    # optional settings whose value was an unresolved "@Microsoft.KeyVault(...)" reference (read as
+    # their default), so the feature that needs one can say why it is unavailable
+    unresolved_references: frozenset[str]
 
 
 def local_settings_values() -> dict[str, str]:
@@ -124,6 +127,9 @@ def local_settings_values() -> dict[str, str]:
     return {str(k): str(v) for k, v in values.items()}
 
 
+_UNRESOLVED_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
 class _Reader:
     def __init__(self, sources: Mapping[str, str]) -> None:
         self._sources = sources
@@ -131,6 +137,12 @@ class _Reader:
     def raw(self, name: str) -> str:
         spec = _SPECS[name]
         value = self._sources.get(name)
+        if value is not None and value.startswith(_UNRESOLVED_KEY_VAULT_REFERENCE):
+            # In Azure an app setting that is still "@Microsoft.KeyVault(...)" is a reference the
+            # platform could not resolve (secret not created yet, or no access): treat it as unset.
+            if spec.default is None:
+                raise ConfigError(name, "is a Key Vault reference that did not resolve (secret missing or no access)")
+            return spec.default
         if value is None or value == "":
             if spec.default is None:
                 raise ConfigError(name, "is required but not set")
@@ -201,6 +213,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kms_rsa_key_bits=_rsa_key_bits(r),
         encrypted_files_container=r.text("ENCRYPTED_FILES_CONTAINER"),
         datastore_max_file_bytes=r.integer("DATASTORE_MAX_FILE_BYTES", 1, 256 * 1024 * 1024),
+        unresolved_references=frozenset(
+            name for name, value in sources.items()
+            if name in _SPECS and str(value).startswith(_UNRESOLVED_KEY_VAULT_REFERENCE)
+        ),
     )
 
 

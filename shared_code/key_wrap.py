@@ -59,11 +59,12 @@ def current_kek() -> Kek:
     Raises :class:`ConfigError` naming ``KMS_MASTER_KEY`` when it is missing, is an unresolved
     Key Vault reference, is not base64, or does not decode to exactly 32 bytes.
     """
-    raw = get_settings().kms_master_key
+    settings = get_settings()
+    raw = settings.kms_master_key
+    if SETTING in settings.unresolved_references:
+        raise ConfigError(SETTING, "the Key Vault reference was not resolved (check the app identity's access to the secret)")
     if not raw:
         raise ConfigError(SETTING, "is required by the KMS but not set")
-    if raw.startswith("@Microsoft.KeyVault"):
-        raise ConfigError(SETTING, "the Key Vault reference was not resolved (check the app identity's access to the secret)")
     try:
         key = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
