@@ -27,6 +27,9 @@ TEST_SETTINGS = {
     "STORAGE_TIMEOUT_SECONDS": "5",
     "UPLOADS_CONTAINER": "uploads",
     "PASSWORD_PEPPER": base64.b64encode(b"test-password-pepper-" + b"p" * 32).decode(),
+    # The purge timer never fires on its own during tests (tests start a devhost with their own schedule).
+    "PURGE_SCHEDULE": "0 0 0 1 1 *",
+    "TOKEN_RATE_LIMIT_PER_MINUTE": "100000",
 }
 
 
