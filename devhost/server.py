@@ -343,6 +343,9 @@ def serving(app: func.FunctionApp, *, host: str = "127.0.0.1", port: int = 0, ti
     config = uvicorn.Config(
         HttpApp(the_plan.table, invoker, limit), lifespan="off", log_config=None, access_log=False,
         http="h11", ws="none", server_header=False, timeout_graceful_shutdown=5,
+        # The peer must stay the TCP peer: uvicorn would otherwise take it from X-Forwarded-For
+        # for loopback clients, and the header the app sees would no longer be Azure's.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening

@@ -5,11 +5,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
+import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 
 from shared_code import cosmos, purge, rate_limit, tokens
 from shared_code.crypto import random_token, sha256_hex
+from shared_code.errors import ServiceUnavailable
 from shared_code.timeutil import to_iso
+from tests.support.devices import HANDLERS, call
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +110,47 @@ def test_purge_is_bounded_and_a_later_run_finishes(emulators) -> None:
     assert all(cosmos.read_item(spec, i["id"], i["deviceid"]) is None for i in expired)
     report = purge.purge_expired()
     assert set(report.deleted) == {s.name for s in purge.expiring_containers()} and report.failed == []
+
+
+def test_purge_stopped_by_an_outage_leaves_whole_items_and_the_next_run_finishes(emulators, monkeypatch) -> None:
+    now = datetime.now(timezone.utc)
+    spec = cosmos.TOKENS
+    purge.purge_container(spec, now)
+    expired = [_item(spec, now - timedelta(minutes=1)) for _ in range(4)]
+    original, calls = cosmos.delete_item, {"n": 0}
+
+    def failing_delete(container_spec, item_id, partition_key):
+        if container_spec is spec:
+            calls["n"] += 1
+            if calls["n"] >= 3:  # the store goes down after two deletes
+                raise ServiceUnavailable(detail="injected")
+        return original(container_spec, item_id, partition_key)
+
+    monkeypatch.setattr(cosmos, "delete_item", failing_delete)
+    report = purge.purge_expired()
+    assert report.failed == ["tokens"] and "challenges" in report.deleted  # the others still ran
+    remaining = [i for i in expired if cosmos.read_item(spec, i["id"], i["id"]) is not None]
+    assert len(remaining) == 2 and all(i == cosmos.read_item(spec, i["id"], i["id"]) for i in remaining)
+    with pytest.raises(RuntimeError, match="tokens"):
+        HANDLERS["purge_expired_items"](timer=_timer())
+    monkeypatch.setattr(cosmos, "delete_item", original)
+    HANDLERS["purge_expired_items"](timer=_timer())
+    assert [cosmos.read_item(spec, i["id"], i["id"]) for i in expired] == [None] * 4
+
+
+def _timer() -> func.TimerRequest:
+    return TimerRequest(past_due=False, schedule_status={}, schedule={})
+
+
+def test_token_endpoints_answer_503_when_cosmos_fails(emulators, monkeypatch) -> None:
+    def down(*args, **kwargs):
+        raise ServiceUnavailable(detail="the database is unavailable, try again later")
+
+    issued = tokens.issue_token(60)
+    monkeypatch.setattr(cosmos, "read_item", down)
+    status, body = call("verify_token", "GET", "verify_token", headers={"Authorization": f"Bearer {issued.token}"})
+    assert (status, body["message"]) == (503, "service_unavailable")
+    monkeypatch.setattr(cosmos, "create_item", down)
+    monkeypatch.setattr(cosmos, "increment_if", down)
+    status, body = call("generate_token", "POST", "generate_token")
+    assert (status, body["message"]) == (503, "service_unavailable")
