@@ -1,5 +1,6 @@
 """Token request validation, the token and maintenance functions as indexed, expiring containers."""
 
+import json
 import os
 
 import azure.functions as func
@@ -81,5 +82,7 @@ def test_purge_covers_every_container_with_a_ttl_and_nothing_else():
     assert names == {spec.name for spec in cosmos.CONTAINERS if spec.default_ttl is not None}
 
 
-def test_example_purge_schedule_is_every_five_minutes():
+def test_purge_schedule_is_every_five_minutes_by_default_and_in_the_example():
+    example = json.loads((config.PROJECT_ROOT / "local.settings.example.json").read_text())["Values"]
+    assert example["PURGE_SCHEDULE"] == "0 */5 * * * *"
     assert config.load_settings({**os.environ, "PURGE_SCHEDULE": ""}).purge_schedule == "0 */5 * * * *"
