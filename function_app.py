@@ -6,15 +6,23 @@ time, so indexing never fails with "0 functions found".
 
 import azure.functions as func
 
+from functions.datastore import datastore_bp
 from functions.devices import devices_bp
 from functions.health import health_bp
-from functions.uploads import uploads_bp
 from functions.kms import kms_bp
-from functions.datastore import datastore_bp
+from functions.maintenance import maintenance_bp
+from functions.tokens import tokens_bp
+from functions.uploads import uploads_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (health_bp, devices_bp, uploads_bp):
+for blueprint in (
+    health_bp,
+    devices_bp,
+    uploads_bp,
+    kms_bp,
+    datastore_bp,
+    tokens_bp,
+    maintenance_bp,
+):
     app.register_functions(blueprint)
-app.register_functions(kms_bp)
-app.register_functions(datastore_bp)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads")
+SECTIONS = ("imports", "latency", "uploads", "tokens")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,26 +30,28 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_example_settings_if_needed()
 
-    from benchmarks import import_time, latency, stack, uploads
+    from benchmarks import import_time, latency, stack, tokens, uploads
 
     started = time.perf_counter()
     print(f"TrustGate benchmarks  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  Python {platform.python_version()}  "
           f"{platform.system()} {platform.machine()}  {os.cpu_count()} CPUs", flush=True)
-    imports = lat = ups = None
+    imports = lat = ups = toks = None
     if "imports" in options.only:
         imports = import_time.run()
-    if {"latency", "uploads"} & set(options.only):
+    if {"latency", "uploads", "tokens"} & set(options.only):
         with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
             if "latency" in options.only:
                 with stack.in_process_devhost() as base_url:
                     lat = latency.run(base_url, Path(tmp))
             if "uploads" in options.only:
                 ups = uploads.run(settings, Path(tmp))
-    _summary(imports, lat, ups, time.perf_counter() - started)
+            if "tokens" in options.only:
+                toks = tokens.run(settings, Path(tmp))
+    _summary(imports, lat, ups, time.perf_counter() - started, toks)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -72,6 +74,9 @@ def _summary(imports, lat, ups, elapsed: float) -> None:
         lines.append(f"import function_app beyond azure.functions: {imports.function_app_ms:.0f} ms median "
                      f"(N={imports.runs}; azure.functions alone {imports.azure_functions_ms:.0f} ms; "
                      f"via {', '.join(f'{name} {ms:.0f}' for name, ms in imports.dependencies[:4])} ms)")
+    if toks:
+        lines.append("verify_token p50/p95 ms, req/s by concurrent clients: " + "; ".join(
+            f"{lv.clients}: {lv.ms.p50:.1f}/{lv.ms.p95:.1f}, {lv.requests_per_s:.0f}/s" for lv in toks))
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 

@@ -3,8 +3,12 @@
 :func:`serving` indexes the app once (``app.get_functions()``), then runs everything on one asyncio
 loop in a background thread: uvicorn answers HTTP, one task per timer and per blob-triggered
 function. HTTP requests become :class:`azure.functions.HttpRequest` objects exactly as the host
-builds them (full URL, first value per query key, route parameters, raw body), and the returned
+builds them (full URL, first value per query key, route parameters, raw body, the peer appended
+to ``X-Forwarded-For`` as Azure's front end does), and the returned
 :class:`azure.functions.HttpResponse` is sent back with all its headers, repeated ones included.
+
+Function keys are not checked: like Core Tools running locally, devhost serves ``AuthLevel.FUNCTION``
+and ``ADMIN`` routes without a key (Azure enforces them).
 
 Settings (environment first, then ``local.settings.json``):
 ``DEVHOST_MAX_REQUEST_BYTES`` (default 104857600, Azure's limit) and ``DEVHOST_BLOB_POLL_SECONDS``
@@ -98,6 +102,7 @@ class HttpApp:
                 405, "method_not_allowed", f"{path} accepts {allowed}", {"Allow": allowed}))
             return
         headers = _headers(scope)
+        _append_forwarded_for(headers, scope)
         try:
             body = await self._read_body(headers, receive)
         except _ClientGone:
@@ -166,6 +171,18 @@ def _headers(scope: Scope) -> dict[str, str]:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
+
+
+def _append_forwarded_for(headers: dict[str, str], scope: Scope) -> None:
+    """Append the TCP peer to ``X-Forwarded-For`` as ``ip:port``, as the App Service front end
+    does, so the app finds the client address where it does in Azure (``TRUSTED_PROXY_HOPS=1``)."""
+    client = scope.get("client")
+    if not client:
+        return
+    host, port = client[0], client[1]
+    entry = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    existing = headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = f"{existing}, {entry}" if existing else entry
 
 
 def _query(scope: Scope) -> dict[str, str]:
@@ -326,6 +343,9 @@ def serving(app: func.FunctionApp, *, host: str = "127.0.0.1", port: int = 0, ti
     config = uvicorn.Config(
         HttpApp(the_plan.table, invoker, limit), lifespan="off", log_config=None, access_log=False,
         http="h11", ws="none", server_header=False, timeout_graceful_shutdown=5,
+        # The peer must stay the TCP peer: uvicorn would otherwise take it from X-Forwarded-For
+        # for loopback clients, and the header the app sees would no longer be Azure's.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening

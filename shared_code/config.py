@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(RuntimeError):
@@ -75,6 +77,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("KMS_RSA_KEY_BITS", "3072", "RSA modulus size of new file key pairs: 2048, 3072 or 4096"),
     SettingSpec("ENCRYPTED_FILES_CONTAINER", "encrypted-files", "blob container holding the encrypted store's ciphertexts"),
     SettingSpec("DATASTORE_MAX_FILE_BYTES", "16777216", "largest accepted encrypted_data of POST /upload, bytes (decoded)"),
+    SettingSpec("TOKEN_EXPIRATION_TIME", "3600", "default lifetime of a bearer token from /generate_token, seconds"),
+    SettingSpec("TOKEN_MAX_TTL_SECONDS", "86400", "largest ttl_seconds /generate_token accepts, seconds"),
+    SettingSpec("TOKEN_IP_ALLOW", "", "comma-separated addresses/CIDR ranges allowed to call the token endpoints (empty = all)"),
+    SettingSpec("TOKEN_IP_DENY", "", "comma-separated addresses/CIDR ranges refused by the token endpoints (wins over allow)"),
+    SettingSpec("TRUSTED_PROXY_HOPS", "1", "proxies that append to X-Forwarded-For in front of the app (Azure front end = 1); 0 = ignore it"),
+    SettingSpec("TOKEN_RATE_LIMIT_PER_MINUTE", "120", "requests per client address and minute on /verify_token and /generate_token (each)"),
+    SettingSpec("TOKEN_VERIFY_FAILURE_BURST", "10", "failed verifications per client address and minute that log a verify_failure_burst event"),
+    # Binding expression of the purge timer: the Functions host resolves %PURGE_SCHEDULE% from app
+    # settings only, so this default is what local.settings.example.json and Bicep must carry.
+    SettingSpec("PURGE_SCHEDULE", "0 */5 * * * *", "six-field NCRONTAB schedule of the purge timer (UTC)"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -109,6 +121,14 @@ class Settings:
     # optional settings whose value was an unresolved "@Microsoft.KeyVault(...)" reference (read as
     # their default), so the feature that needs one can say why it is unavailable
     unresolved_references: frozenset[str]
+    token_expiration_seconds: int
+    token_max_ttl_seconds: int
+    token_ip_allow: tuple[IPNetwork, ...]
+    token_ip_deny: tuple[IPNetwork, ...]
+    trusted_proxy_hops: int
+    token_rate_limit_per_minute: int
+    token_verify_failure_burst: int
+    purge_schedule: str
 
 
 def local_settings_values() -> dict[str, str]:
@@ -182,6 +202,13 @@ class _Reader:
     def csv(self, name: str, transform: Callable[[str], str] = str.strip) -> frozenset[str]:
         return frozenset(transform(item) for item in self.text(name).split(",") if item.strip())
 
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        """Comma-separated IPv4/IPv6 addresses and CIDR ranges (host bits ignored)."""
+        try:
+            return tuple(ipaddress.ip_network(item, strict=False) for item in sorted(self.csv(name)))
+        except ValueError:
+            raise ConfigError(name, "must be comma-separated IP addresses or CIDR ranges") from None
+
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from ``environ`` (default ``os.environ``) over ``local.settings.json``.
@@ -217,6 +244,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             name for name, value in sources.items()
             if name in _SPECS and str(value).startswith(_UNRESOLVED_KEY_VAULT_REFERENCE)
         ),
+        token_expiration_seconds=r.integer("TOKEN_EXPIRATION_TIME", 1, 30 * 86400),
+        token_max_ttl_seconds=r.integer("TOKEN_MAX_TTL_SECONDS", 1, 365 * 86400),
+        token_ip_allow=r.networks("TOKEN_IP_ALLOW"),
+        token_ip_deny=r.networks("TOKEN_IP_DENY"),
+        trusted_proxy_hops=r.integer("TRUSTED_PROXY_HOPS", 0, 10),
+        token_rate_limit_per_minute=r.integer("TOKEN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
+        token_verify_failure_burst=r.integer("TOKEN_VERIFY_FAILURE_BURST", 1, 1_000_000),
+        purge_schedule=r.text("PURGE_SCHEDULE"),
     )
 
 

@@ -15,6 +15,7 @@ Outcome mapping of every helper:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -57,7 +58,12 @@ KMS_KEYS = ContainerSpec("kms_keys", "/id")
 # single-partition query and an access check one point read; see shared_code.kms.
 FILE_ACCESS = ContainerSpec("file_access", "/email")
 
-CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS)
+TOKENS = ContainerSpec("tokens", "/id", default_ttl=-1)
+RATE_LIMITS = ContainerSpec("rate_limits", "/id", default_ttl=-1)
+
+CONTAINERS: tuple[ContainerSpec, ...] = (
+    DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS,
+)
 
 
 class AlreadyExists(Exception):
@@ -214,3 +220,48 @@ def query_page(
                 raise InvalidContinuation() from None
             raise
         return items, pager.continuation_token
+
+
+class ConditionFailed(Exception):
+    """A conditional patch was refused: its filter predicate did not hold (HTTP 412)."""
+
+
+def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: str, predicate: str) -> dict[str, Any] | None:
+    """Atomically add 1 to the integer ``field`` of one item if ``predicate`` holds for it.
+
+    One conditional Patch request (``incr`` with a filter predicate such as ``"from c where
+    c.count < 10"``): the server evaluates the predicate and applies the increment as one step,
+    so concurrent callers never lose an update and never need an etag retry loop. Returns the
+    updated item, ``None`` if the item does not exist; raises :class:`ConditionFailed` when the
+    predicate is false. cosmosdb-server supports this (it lower-cases the predicate, so keep
+    field names lower-case). Azure docs: "Partial document update in Azure Cosmos DB".
+    """
+    with storage_errors("cosmos patch"):
+        try:
+            return container(spec).patch_item(
+                item_id, partition_key=partition_key,
+                patch_operations=[{"op": "incr", "path": f"/{field}", "value": 1}], filter_predicate=predicate,
+            )
+        except CosmosHttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            if exc.status_code == 412:
+                raise ConditionFailed(item_id) from None
+            raise
+
+
+def query_first(spec: ContainerSpec, query: str, parameters: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` results of ``query`` across all partitions (no continuation token).
+
+    Iterates pages until ``limit`` items are collected or the results end, because a
+    cross-partition page in Azure may hold fewer items than asked (even none) while more follow.
+    Checked on cosmosdb-server: ``enable_cross_partition_query`` with ``WHERE`` filters on string
+    fields (``c.expires_at < @now``), projections and paging behave as in Azure. Callers that
+    delete what they read should call again rather than resume a continuation, which may be
+    positional on the emulator.
+    """
+    with storage_errors("cosmos query"):
+        results = container(spec).query_items(
+            query, parameters=parameters, enable_cross_partition_query=True, max_item_count=limit
+        )
+        return list(itertools.islice(results, limit))

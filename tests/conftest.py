@@ -30,6 +30,9 @@ TEST_SETTINGS = {
     "KMS_MASTER_KEY": base64.b64encode(b"test-kms-kek-" + b"k" * 19).decode(),
     "KMS_RSA_KEY_BITS": "2048",  # keeps key generation fast; 3072 (the default) is tested once
     "DATASTORE_MAX_FILE_BYTES": "1048576",
+    # The purge timer never fires on its own during tests (tests start a devhost with their own schedule).
+    "PURGE_SCHEDULE": "0 0 0 1 1 *",
+    "TOKEN_RATE_LIMIT_PER_MINUTE": "100000",
 }
 
 

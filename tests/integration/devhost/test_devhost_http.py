@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 
 import pytest
@@ -116,3 +117,11 @@ def test_route_prefix_comes_from_host_json_and_port_zero_picks_a_free_port():
         assert requests.get(f"{host.base_url}/{path}", timeout=5).json() == {"page": "7"}
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", host.port), timeout=1)
+
+
+def test_peer_is_appended_to_x_forwarded_for_as_azures_front_end_does(http_host):
+    seen = requests.get(f"{http_host.base_url}/api/echo/xff", timeout=5).json()
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", seen["headers"]["x-forwarded-for"])
+    sent = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1:80"}
+    seen = requests.get(f"{http_host.base_url}/api/echo/xff", headers=sent, timeout=5).json()
+    assert re.fullmatch(r"203\.0\.113\.7, 10\.0\.0\.1:80, 127\.0\.0\.1:\d+", seen["headers"]["x-forwarded-for"])

@@ -1,0 +1,53 @@
+"""Token service (seed 004): issue, verify and revoke bearer tokens.
+
+Handlers only admit the caller (IP lists, rate limit), parse, call :mod:`shared_code.tokens`,
+log the security event and respond. ``generate_token`` needs a function key in Azure
+(``AuthLevel.FUNCTION``); locally neither Core Tools nor devhost enforces keys.
+"""
+
+import azure.functions as func
+
+from shared_code import token_access, tokens
+from shared_code.bearer import bearer_token
+from shared_code.http import handle_errors, json_response, read_json_object, require_string
+from shared_code.security_log import security_event, token_ref
+from shared_code.timeutil import to_iso
+
+tokens_bp = func.Blueprint()
+
+
+@tokens_bp.route(route="generate_token", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors
+def generate_token(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /generate_token {ttl_seconds?, one_time?, scope?} → 200 {token, expires_at} / 400 / 403 / 429."""
+    client = token_access.admit(req.headers, "generate_token")
+    body = read_json_object(req) if req.get_body() else {}
+    ttl, one_time, scope = tokens.validate_request(body.get("ttl_seconds"), body.get("one_time"), body.get("scope"))
+    issued = tokens.issue_token(ttl, one_time, scope)
+    expires_at = to_iso(issued.expires_at)
+    security_event("token_issued", client=client, token_ref=token_ref(issued.token_hash), one_time=one_time,
+                   scope=scope, expires_at=expires_at)
+    return json_response(200, "token_issued", token=issued.token, expires_at=expires_at)
+
+
+@tokens_bp.route(route="verify_token", methods=["GET"])
+@handle_errors
+def verify_token(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /verify_token (Authorization: Bearer) → 200 {valid, expires_at?, scope?} / 400 / 403 / 429."""
+    client = token_access.admit(req.headers, "verify_token")
+    info = tokens.verify_token(bearer_token(req.headers.get("authorization")))
+    if info is None:
+        token_access.record_failed_verification(client)
+        return json_response(200, "token_checked", valid=False)
+    return json_response(200, "token_checked", valid=True, expires_at=to_iso(info.expires_at), scope=info.scope)
+
+
+@tokens_bp.route(route="revoke_token", methods=["POST"])
+@handle_errors
+def revoke_token(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /revoke_token {token} → 200 whether or not the token existed (RFC 7009) / 400 / 403."""
+    client = token_access.admit(req.headers, "revoke_token", rate_limited=False)
+    token = require_string(read_json_object(req), "token", max_length=1024)
+    token_hash, removed = tokens.revoke_token(token)
+    security_event("token_revoked", client=client, token_ref=token_ref(token_hash), removed=removed)
+    return json_response(200, "token_revoked")

@@ -1,0 +1,53 @@
+"""Who may call the token endpoints: IP allow/deny lists, per-address rate limits, and the
+burst detector for failed verifications. Every refusal is logged as a security event.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+from shared_code import rate_limit
+from shared_code.client_address import address_label, client_address, is_allowed
+from shared_code.config import get_settings
+from shared_code.errors import Forbidden, TooManyRequests
+from shared_code.security_log import security_event
+
+WINDOW_SECONDS = 60
+FAILURE_BUCKET = "verify_failures"
+
+
+def admit(headers: Mapping[str, str], endpoint: str, *, rate_limited: bool = True) -> str:
+    """Let a request to ``endpoint`` (e.g. ``"verify_token"``) through, or refuse it.
+
+    Checks ``TOKEN_IP_DENY``/``TOKEN_IP_ALLOW`` against the client address from
+    ``X-Forwarded-For`` (``TRUSTED_PROXY_HOPS``), then counts the request against
+    ``TOKEN_RATE_LIMIT_PER_MINUTE`` for that address and endpoint. Returns the address label
+    (``"unknown"`` when it cannot be determined) for logging. Raises :class:`Forbidden`
+    ``ip_forbidden`` (403), :class:`TooManyRequests` ``rate_limited`` (429, ``Retry-After`` in
+    seconds), or :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    settings = get_settings()
+    address = client_address(headers, settings.trusted_proxy_hops)
+    client = address_label(address)
+    if not is_allowed(address, settings.token_ip_allow, settings.token_ip_deny):
+        security_event("ip_forbidden", level=logging.WARNING, client=client, endpoint=endpoint)
+        raise Forbidden("ip_forbidden", "this client address may not call the token endpoints")
+    if rate_limited:
+        decision = rate_limit.hit(endpoint, client, settings.token_rate_limit_per_minute, WINDOW_SECONDS)
+        if not decision.allowed:
+            security_event("rate_limited", level=logging.WARNING, client=client, endpoint=endpoint,
+                           limit=settings.token_rate_limit_per_minute, retry_after=decision.retry_after)
+            raise TooManyRequests("rate_limited", f"at most {settings.token_rate_limit_per_minute} requests a minute",
+                                  headers={"Retry-After": str(decision.retry_after)})
+    return client
+
+
+def record_failed_verification(client: str) -> None:
+    """Count a failed verification from ``client``; log ``verify_failure_burst`` once per window
+    when the count reaches ``TOKEN_VERIFY_FAILURE_BURST`` (token guessing or a broken client)."""
+    threshold = get_settings().token_verify_failure_burst
+    decision = rate_limit.hit(FAILURE_BUCKET, client, threshold, WINDOW_SECONDS)
+    if decision.allowed and decision.count == threshold:
+        security_event("verify_failure_burst", level=logging.WARNING, client=client, failures=threshold,
+                       window_seconds=WINDOW_SECONDS)

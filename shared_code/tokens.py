@@ -1,0 +1,123 @@
+"""Bearer tokens of the token service (seed 004): issue, verify, revoke.
+
+A token is 256 random bits from the OS CSPRNG as unpadded base64url (43 characters). Only its
+SHA-256 is stored (id and partition key of the ``tokens`` item), so a database leak yields no
+usable token (:func:`shared_code.crypto.sha256_hex` explains why an unkeyed hash is enough).
+An item holds ``scope``, ``one_time``, ``created_at``, ``expires_at`` and a Cosmos ``ttl``.
+
+- Expiry is checked on every verification, so an expired token is never valid even before
+  Cosmos TTL or the purge timer removes it.
+- A one-time token is consumed by deleting its item: Cosmos lets exactly one of any number of
+  concurrent deletes succeed, so exactly one concurrent verification sees it valid.
+- Revocation (RFC 7009) deletes the item; a revoked token verifies ``False`` at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared_code import cosmos
+from shared_code.config import ConfigError, get_settings
+from shared_code.crypto import random_token, sha256_hex
+from shared_code.errors import BadRequest
+from shared_code.timeutil import from_iso, to_iso, utc_now
+
+TOKEN_BYTES = 32
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+# RFC 6749 §3.3: scope = scope-token *( SP scope-token ); scope-token = 1*NQCHAR.
+SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
+MAX_SCOPE_CHARS = 256
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: the raw ``token`` (shown to the caller once), its stored ``token_hash``
+    (SHA-256 hex) and ``expires_at`` (aware UTC)."""
+
+    token: str
+    token_hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a valid token carries: ``expires_at`` (aware UTC), ``scope`` (or ``None``), ``one_time``."""
+
+    expires_at: datetime
+    scope: str | None
+    one_time: bool
+
+
+def validate_request(ttl_seconds: object, one_time: object, scope: object) -> tuple[int, bool, str | None]:
+    """Check the optional fields of a token request; returns ``(ttl_seconds, one_time, scope)``.
+
+    ``ttl_seconds`` defaults to ``TOKEN_EXPIRATION_TIME`` and must be an integer from 1 to
+    ``TOKEN_MAX_TTL_SECONDS``; ``one_time`` a boolean (default false); ``scope`` RFC 6749 §3.3
+    scope syntax of at most 256 characters. Raises :class:`BadRequest` ``invalid_ttl``,
+    ``invalid_field``, or :class:`ConfigError` if the default exceeds the maximum.
+    """
+    settings = get_settings()
+    if settings.token_expiration_seconds > settings.token_max_ttl_seconds:
+        raise ConfigError("TOKEN_EXPIRATION_TIME", "must not exceed TOKEN_MAX_TTL_SECONDS")
+    if ttl_seconds is None:
+        ttl_seconds = settings.token_expiration_seconds
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= settings.token_max_ttl_seconds:
+        raise BadRequest("invalid_ttl", f"ttl_seconds must be an integer from 1 to {settings.token_max_ttl_seconds}")
+    if one_time is None:
+        one_time = False
+    if not isinstance(one_time, bool):
+        raise BadRequest("invalid_field", "'one_time' must be true or false")
+    if scope is not None and (not isinstance(scope, str) or len(scope) > MAX_SCOPE_CHARS or not SCOPE_PATTERN.fullmatch(scope)):
+        raise BadRequest("invalid_field", f"'scope' must be space-separated RFC 6749 scope tokens, at most {MAX_SCOPE_CHARS} characters")
+    return ttl_seconds, one_time, scope
+
+
+def issue_token(ttl_seconds: int, one_time: bool = False, scope: str | None = None) -> IssuedToken:
+    """Create and store a token valid for ``ttl_seconds`` (already validated).
+
+    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down (nothing stored).
+    """
+    token = random_token(TOKEN_BYTES)
+    token_hash = sha256_hex(token)
+    now = utc_now()
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    cosmos.create_item(cosmos.TOKENS, {
+        "id": token_hash, "scope": scope, "one_time": one_time,
+        "created_at": to_iso(now), "expires_at": to_iso(expires_at), "ttl": ttl_seconds + 1,
+    })
+    return IssuedToken(token, token_hash, expires_at)
+
+
+def verify_token(token: str) -> TokenInfo | None:
+    """The token's details if it is valid now, else ``None`` (unknown, malformed, expired,
+    revoked, or a one-time token already used, including by a concurrent verification).
+
+    A valid one-time token is used up by this call. Raises
+    :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    token_hash = sha256_hex(token)
+    item = cosmos.read_item(cosmos.TOKENS, token_hash, token_hash)
+    if item is None:
+        return None
+    expires_at = from_iso(item["expires_at"])
+    if expires_at <= utc_now():
+        return None
+    if item.get("one_time") and not cosmos.delete_item(cosmos.TOKENS, token_hash, token_hash):
+        return None
+    return TokenInfo(expires_at, item.get("scope"), bool(item.get("one_time")))
+
+
+def revoke_token(token: str) -> tuple[str, bool]:
+    """Revoke ``token`` (RFC 7009 §2.1): returns ``(token_hash, whether a stored token was removed)``.
+
+    Unknown or malformed tokens are not an error (RFC 7009 §2.2). Raises
+    :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    token_hash = sha256_hex(token)
+    if not TOKEN_PATTERN.fullmatch(token):
+        return token_hash, False
+    return token_hash, cosmos.delete_item(cosmos.TOKENS, token_hash, token_hash)

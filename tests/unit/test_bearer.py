@@ -1,0 +1,24 @@
+"""Authorization: Bearer header parsing (RFC 6750 §2.1)."""
+
+import pytest
+
+from shared_code.bearer import bearer_token
+from shared_code.errors import BadRequest
+
+TOKEN = "kX9cR4tL7wZ1pN6yB3hJ5fD0sA8eU2iO4gK7qTmQ8v2"
+
+
+@pytest.mark.parametrize("header", [f"Bearer {TOKEN}", f"bearer {TOKEN}", f"BEARER  {TOKEN} ", "Bearer abc.def~+/=="])
+def test_bearer_credentials_yield_the_token(header):
+    assert bearer_token(header) == header.split()[-1]
+
+
+@pytest.mark.parametrize("header", [
+    None, "", "   ", "Bearer", "Bearer ", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN} extra",
+    "Bearer " + "a" * 10 * 1024, "Bearer tökén", "Bearer 令牌", f"Bearer {TOKEN}\x00",
+])
+def test_anything_else_is_invalid_authorization_with_a_bearer_challenge(header):
+    with pytest.raises(BadRequest) as raised:
+        bearer_token(header)
+    assert raised.value.message == "invalid_authorization"
+    assert raised.value.headers["WWW-Authenticate"].startswith("Bearer ")
