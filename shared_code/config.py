@@ -69,6 +69,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("SESSION_ABSOLUTE_TIMEOUT_SECONDS", "43200", "a user session dies this long after login, seconds"),
     SettingSpec("PASSWORD_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC pre-hash of passwords before bcrypt", secret=True),
     SettingSpec("BCRYPT_COST", "12", "bcrypt cost factor (log2 rounds), 12..16"),
+    SettingSpec("PASSWORD_MIN_SCORE", "3", "lowest zxcvbn score (0..4) a new password must reach"),
+    SettingSpec("OTP_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC of one-time codes", secret=True),
+    SettingSpec("OTP_TTL_SECONDS", "600", "lifetime of an emailed one-time code, seconds"),
+    SettingSpec("SMTP_HOST", None, "SMTP server that sends the one-time code mails"),
+    SettingSpec("SMTP_PORT", "587", "SMTP server port"),
+    SettingSpec("SMTP_USERNAME", "", "SMTP login user; empty = no AUTH"),
+    SettingSpec("SMTP_PASSWORD", "", "SMTP login password", secret=True),
+    SettingSpec("SMTP_SENDER", None, "From address of the one-time code mails, e.g. TrustGate <no-reply@example.org>"),
+    SettingSpec("SMTP_STARTTLS", "true", "upgrade the SMTP connection with STARTTLS (false only for a local dev server)"),
+    SettingSpec("SMTP_TIMEOUT_SECONDS", "10", "connect/read timeout for the SMTP server, seconds"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -96,6 +106,16 @@ class Settings:
     session_absolute_timeout_seconds: int
     password_pepper: bytes
     bcrypt_cost: int
+    password_min_score: int
+    otp_pepper: bytes
+    otp_ttl_seconds: int
+    smtp_host: str
+    smtp_port: int
+    smtp_username: str
+    smtp_password: str
+    smtp_sender: str
+    smtp_starttls: bool
+    smtp_timeout_seconds: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -187,6 +207,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_absolute_timeout_seconds=r.integer("SESSION_ABSOLUTE_TIMEOUT_SECONDS", 60, 30 * 86400),
         password_pepper=r.key("PASSWORD_PEPPER", 32),
         bcrypt_cost=r.integer("BCRYPT_COST", 12, 16),
+        password_min_score=r.integer("PASSWORD_MIN_SCORE", 0, 4),
+        otp_pepper=r.key("OTP_PEPPER", 32),
+        otp_ttl_seconds=r.integer("OTP_TTL_SECONDS", 60, 3600),
+        smtp_host=r.text("SMTP_HOST"),
+        smtp_port=r.integer("SMTP_PORT", 1, 65535),
+        smtp_username=r.text("SMTP_USERNAME"),
+        smtp_password=r.raw("SMTP_PASSWORD"),
+        smtp_sender=r.text("SMTP_SENDER"),
+        smtp_starttls=r.boolean("SMTP_STARTTLS"),
+        smtp_timeout_seconds=r.integer("SMTP_TIMEOUT_SECONDS", 1, 120),
     )
 
 
