@@ -236,20 +236,31 @@ class DeviceClient:
 
     def _request(self, method: str, route: str, *, auth: bool = True,
                  headers: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
-        all_headers = {"Accept": "application/json", **(headers or {})}
+        all_headers = dict(headers or {})
         if auth:
             all_headers["deviceid"] = self.deviceid
             all_headers["deviceToken"] = self._device_token
-        url = self.server_url + route
-        try:
-            response = self.session.request(method, url, headers=all_headers, timeout=self.timeout, **kwargs)
-        except requests.Timeout:
-            raise TransportError(f"{self.server_url} did not answer {method} {route} within {self.timeout} s") from None
-        except requests.ConnectionError as error:
-            raise TransportError(f"connection to {self.server_url} failed: {_reason(error)}") from None
-        except requests.RequestException as error:
-            raise TransportError(f"{method} {route} failed: {error}") from None
-        return parse_response(response)
+        return request_json(self.session, method, self.server_url, route, self.timeout, headers=all_headers, **kwargs)
+
+
+def request_json(session: requests.Session, method: str, server_url: str, route: str, timeout: float,
+                 *, headers: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Send ``method server_url+route`` (``kwargs`` go to :meth:`requests.Session.request`) and
+    return the success response's JSON object.
+
+    Raises :class:`TransportError` when the server cannot be reached or does not answer within
+    ``timeout`` seconds, :class:`ClientError` for an error status (see :func:`parse_response`).
+    """
+    all_headers = {"Accept": "application/json", **(headers or {})}
+    try:
+        response = session.request(method, server_url + route, headers=all_headers, timeout=timeout, **kwargs)
+    except requests.Timeout:
+        raise TransportError(f"{server_url} did not answer {method} {route} within {timeout} s") from None
+    except requests.ConnectionError as error:
+        raise TransportError(f"connection to {server_url} failed: {_reason(error)}") from None
+    except requests.RequestException as error:
+        raise TransportError(f"{method} {route} failed: {error}") from None
+    return parse_response(response)
 
 
 def parse_response(response: requests.Response) -> dict[str, Any]:
