@@ -49,12 +49,17 @@ def verify_register(email: str, code: str) -> str:
     address = normalize_email(email)
     if otp.pending(address, otp.REGISTER) is None:
         raise BadRequest("no_pending_registration", "no registration is waiting for this email")
-    payload = otp.verify(address, otp.REGISTER, code)
-    user = {"id": address, "email": address, "password_hash": payload["password_hash"], "created_at": to_iso(utc_now())}
-    try:
-        cosmos.create_item(cosmos.USERS, user)
-    except cosmos.AlreadyExists:
-        raise BadRequest("user_exists", "an account with this email already exists") from None
+
+    def create_user(payload: dict) -> None:
+        user = {"id": address, "email": address, "password_hash": payload["password_hash"], "created_at": to_iso(utc_now())}
+        try:
+            cosmos.create_item(cosmos.USERS, user)
+        except cosmos.AlreadyExists:
+            raise BadRequest("user_exists", "an account with this email already exists") from None
+
+    # The account is created before the code is consumed: a database fault leaves the pending
+    # registration usable, and create-on-id lets one of concurrent right answers win.
+    otp.verify(address, otp.REGISTER, code, before_consume=create_user)
     return address
 
 

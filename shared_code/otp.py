@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from shared_code import cosmos, mail
 from shared_code.config import get_settings
@@ -127,8 +127,14 @@ def _take_try(email: str, purpose: str) -> tuple[dict[str, Any], str]:
     raise _failed("too many concurrent tries, try again")
 
 
-def verify(email: str, purpose: str, code: str) -> dict[str, Any]:
+def verify(email: str, purpose: str, code: str,
+           before_consume: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Use the code for (``email``, ``purpose``) once; returns the payload stored with it.
+
+    ``before_consume(payload)``, when given, runs after the code matched and before it is
+    deleted: if it raises, the code stays usable (its try is counted) and the error propagates,
+    so a failed follow-up write (e.g. creating the account) loses nothing. Without it the code is
+    consumed first, so of concurrent right answers exactly one gets through.
 
     Raises :class:`~shared_code.errors.Unauthorized` ``otp_failed`` when ``code`` is not 6 digits,
     there is no live code, it is wrong (the 5th wrong try deletes it), expired, already used, or a
@@ -143,6 +149,9 @@ def verify(email: str, purpose: str, code: str) -> dict[str, Any]:
         if item["attempts"] >= MAX_ATTEMPTS:
             cosmos.delete_item(cosmos.OTPS, item_id, item_id, etag=etag)
         raise _failed()
-    if not cosmos.delete_item(cosmos.OTPS, item_id, item_id, etag=etag):
+    if before_consume is not None:
+        before_consume(item["payload"])
+        cosmos.delete_item(cosmos.OTPS, item_id, item_id)
+    elif not cosmos.delete_item(cosmos.OTPS, item_id, item_id, etag=etag):
         raise _failed()  # used (or replaced by a resend) at the same moment
     return item["payload"]

@@ -335,3 +335,22 @@ def test_fifty_concurrent_registrations_of_one_email_make_one_account(mail_serve
     assert verify_password(password[winner], cosmos.read_item(cosmos.USERS, email, email)["password_hash"])
     for i in range(50):
         assert post("verify_register", {"email": email, "otp": issued[i]})[0] in (400, 401)
+
+
+def test_a_database_fault_while_creating_the_account_keeps_the_registration(mail_server, monkeypatch):
+    from shared_code.errors import ServiceUnavailable
+
+    email = new_email()
+    (_, _), code = register(mail_server, email, strong_password())
+    real_create = cosmos.create_item
+
+    def failing_create(spec, body):
+        if spec is cosmos.USERS:
+            raise ServiceUnavailable(detail="the database is unavailable, try again later")
+        return real_create(spec, body)
+
+    monkeypatch.setattr(cosmos, "create_item", failing_create)
+    assert post("verify_register", {"email": email, "otp": code})[:1] == (503,)
+    monkeypatch.setattr(cosmos, "create_item", real_create)
+    assert post("verify_register", {"email": email, "otp": code})[0] == 200
+    assert post("verify_register", {"email": email, "otp": code})[0] in (400, 401)
