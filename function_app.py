@@ -6,6 +6,7 @@ time, so indexing never fails with "0 functions found".
 
 import azure.functions as func
 
+from functions.accounts import accounts_bp
 from functions.datastore import datastore_bp
 from functions.devices import devices_bp
 from functions.health import health_bp
@@ -20,6 +21,7 @@ for blueprint in (
     health_bp,
     devices_bp,
     uploads_bp,
+    accounts_bp,
     kms_bp,
     datastore_bp,
     tokens_bp,

@@ -34,6 +34,7 @@ from client.state import (
     save_state,
     state_path,
 )
+from client.user_cli import add_user_commands
 
 # Same rule as the server: 1-128 of [A-Za-z0-9._:-], not only dots.
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--json", action="store_true", help="print JSON instead of a table")
     files.set_defaults(handler=cmd_files)
     add_store_commands(files, common)
+    add_user_commands(commands, common, _server_url)
     return parser
 
 

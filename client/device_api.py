@@ -236,22 +236,24 @@ class DeviceClient:
 
     def _request(self, method: str, route: str, *, auth: bool = True,
                  headers: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
-        all_headers = {"Accept": "application/json", **(headers or {})}
+        all_headers = dict(headers or {})
         if auth:
             all_headers["deviceid"] = self.deviceid
             all_headers["deviceToken"] = self._device_token
-        return request_json(self.session, method, self.server_url, route, self.timeout, all_headers, **kwargs)
+        return request_json(self.session, method, self.server_url, route, self.timeout, headers=all_headers, **kwargs)
 
 
 def request_json(session: requests.Session, method: str, server_url: str, route: str, timeout: float,
-                 headers: dict[str, str], **kwargs: Any) -> dict[str, Any]:
-    """Send one API request and return its JSON object (see :func:`parse_response`).
+                 *, headers: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Send ``method server_url+route`` (``kwargs`` go to :meth:`requests.Session.request`) and
+    return the success response's JSON object.
 
-    Raises :class:`TransportError` when ``server_url`` cannot be reached or does not answer
-    within ``timeout`` seconds, :class:`ClientError` for an error answer.
+    Raises :class:`TransportError` when the server cannot be reached or does not answer within
+    ``timeout`` seconds, :class:`ClientError` for an error status (see :func:`parse_response`).
     """
+    all_headers = {"Accept": "application/json", **(headers or {})}
     try:
-        response = session.request(method, server_url + route, headers=headers, timeout=timeout, **kwargs)
+        response = session.request(method, server_url + route, headers=all_headers, timeout=timeout, **kwargs)
     except requests.Timeout:
         raise TransportError(f"{server_url} did not answer {method} {route} within {timeout} s") from None
     except requests.ConnectionError as error:

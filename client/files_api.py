@@ -149,4 +149,4 @@ class FilesClient:
 
     def _request(self, method: str, route: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Accept": "application/json", "sid": self._sid}
-        return request_json(self.session, method, self.server_url, route, self.timeout, headers, **kwargs)
+        return request_json(self.session, method, self.server_url, route, self.timeout, headers=headers, **kwargs)

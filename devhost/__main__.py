@@ -45,17 +45,37 @@ def use_example_settings_if_needed() -> None:
 
 @contextlib.contextmanager
 def local_emulators() -> Iterator[None]:
-    """Start the emulators and put their endpoints into ``os.environ`` (unless DEVHOST_EMULATORS=0)."""
-    if get_setting("DEVHOST_EMULATORS", "1") == "0":
-        log.info("DEVHOST_EMULATORS=0: using the storage and Cosmos DB endpoints from the settings")
+    """Start the emulators and the local mailbox and put their endpoints into ``os.environ``
+    (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0)."""
+    with local_mailbox():
+        if get_setting("DEVHOST_EMULATORS", "1") == "0":
+            log.info("DEVHOST_EMULATORS=0: using the storage and Cosmos DB endpoints from the settings")
+            yield
+            return
+        from devhost.emulators import running_emulators
+
+        log.info("starting Azurite and cosmosdb-server ...")
+        with running_emulators(quiet=True) as emulators:
+            os.environ.update(emulators.settings())
+            log.info("Azurite on port %d, cosmosdb-server on port %d", emulators.blob_port, emulators.cosmos_port)
+            yield
+
+
+@contextlib.contextmanager
+def local_mailbox() -> Iterator[None]:
+    """Run the dev SMTP server (:mod:`devhost.mailbox`) on a free port and point ``SMTP_*`` at it:
+    every mail is kept in ``.devhost/mail/`` and OTP mails are printed on the console.
+    With ``DEVHOST_MAILBOX=0`` the ``SMTP_*`` settings are used as they are."""
+    if get_setting("DEVHOST_MAILBOX", "1") == "0":
+        log.info("DEVHOST_MAILBOX=0: sending mail with the SMTP_* settings")
         yield
         return
-    from devhost.emulators import running_emulators
+    from devhost.mailbox import running_mailbox, smtp_settings
 
-    log.info("starting Azurite and cosmosdb-server ...")
-    with running_emulators(quiet=True) as emulators:
-        os.environ.update(emulators.settings())
-        log.info("Azurite on port %d, cosmosdb-server on port %d", emulators.blob_port, emulators.cosmos_port)
+    folder = ROOT / ".devhost" / "mail"
+    with running_mailbox(folder=folder, echo=True) as mailbox:
+        os.environ.update(smtp_settings(mailbox))
+        log.info("mailbox (SMTP) on port %d, mails kept in %s", mailbox.port, folder)
         yield
 
 
@@ -141,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: its DEBUG lines would show mail bodies
     if options.command == "demo":
         return demo(extra)
     return run()

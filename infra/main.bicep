@@ -21,6 +21,12 @@ param location string
 @description('Object id of the developer running azd (AZURE_PRINCIPAL_ID). Gets data access to Cosmos DB, Storage and Key Vault so the app can run locally against the cloud resources and the postprovision hook can write secrets. Leave empty in CI/production.')
 param principalId string = ''
 
+@description('SMTP relay host for one-time code mails (azd env set SMTP_HOST ...); empty until set.')
+param smtpHost string = ''
+
+@description('From address of one-time code mails (azd env set SMTP_SENDER ...).')
+param smtpSender string = ''
+
 @description('Upper bound of Flex Consumption instances (cost and downstream-throttling guard).')
 @minValue(1)
 @maxValue(1000)
@@ -145,6 +151,8 @@ module api 'app/api.bicep' = {
     containerSettings: storage.outputs.containerSettings
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    smtpHost: smtpHost
+    smtpSender: smtpSender
   }
   // Key Vault references resolve with the app's identity at start: grant it first.
   dependsOn: [rbac]

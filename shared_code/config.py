@@ -87,6 +87,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # Binding expression of the purge timer: the Functions host resolves %PURGE_SCHEDULE% from app
     # settings only, so this default is what local.settings.example.json and Bicep must carry.
     SettingSpec("PURGE_SCHEDULE", "0 */5 * * * *", "six-field NCRONTAB schedule of the purge timer (UTC)"),
+    SettingSpec("PASSWORD_MIN_SCORE", "3", "lowest zxcvbn score (0..4) a new password must reach"),
+    SettingSpec("OTP_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC of one-time codes", secret=True),
+    SettingSpec("OTP_TTL_SECONDS", "600", "lifetime of an emailed one-time code, seconds"),
+    # Empty defaults on purpose: only the accounts endpoints mail, and they answer 500
+    # configuration_error naming the setting (shared_code.mail), so an app deployed before its mail
+    # relay is configured still serves devices, tokens and messages.
+    SettingSpec("SMTP_HOST", "", "SMTP server that sends the one-time code mails"),
+    SettingSpec("SMTP_PORT", "587", "SMTP server port"),
+    SettingSpec("SMTP_USERNAME", "", "SMTP login user; empty = no AUTH"),
+    SettingSpec("SMTP_PASSWORD", "", "SMTP login password", secret=True),
+    SettingSpec("SMTP_SENDER", "", "From address of the one-time code mails, e.g. TrustGate <no-reply@example.org>"),
+    SettingSpec("SMTP_STARTTLS", "true", "upgrade the SMTP connection with STARTTLS (false only for a local dev server)"),
+    SettingSpec("SMTP_TIMEOUT_SECONDS", "10", "connect/read timeout for the SMTP server, seconds"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -129,6 +142,16 @@ class Settings:
     token_rate_limit_per_minute: int
     token_verify_failure_burst: int
     purge_schedule: str
+    password_min_score: int
+    otp_pepper: bytes
+    otp_ttl_seconds: int
+    smtp_host: str
+    smtp_port: int
+    smtp_username: str
+    smtp_password: str
+    smtp_sender: str
+    smtp_starttls: bool
+    smtp_timeout_seconds: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -252,6 +275,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         token_rate_limit_per_minute=r.integer("TOKEN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         token_verify_failure_burst=r.integer("TOKEN_VERIFY_FAILURE_BURST", 1, 1_000_000),
         purge_schedule=r.text("PURGE_SCHEDULE"),
+        password_min_score=r.integer("PASSWORD_MIN_SCORE", 0, 4),
+        otp_pepper=r.key("OTP_PEPPER", 32),
+        otp_ttl_seconds=r.integer("OTP_TTL_SECONDS", 60, 3600),
+        smtp_host=r.text("SMTP_HOST"),
+        smtp_port=r.integer("SMTP_PORT", 1, 65535),
+        smtp_username=r.text("SMTP_USERNAME"),
+        smtp_password=r.raw("SMTP_PASSWORD"),
+        smtp_sender=r.text("SMTP_SENDER"),
+        smtp_starttls=r.boolean("SMTP_STARTTLS"),
+        smtp_timeout_seconds=r.integer("SMTP_TIMEOUT_SECONDS", 1, 120),
     )
 
 

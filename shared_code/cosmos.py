@@ -61,8 +61,12 @@ FILE_ACCESS = ContainerSpec("file_access", "/email")
 TOKENS = ContainerSpec("tokens", "/id", default_ttl=-1)
 RATE_LIMITS = ContainerSpec("rate_limits", "/id", default_ttl=-1)
 
+# Emailed one-time codes, one item per (purpose, email): id "<purpose>:<email>". A pending
+# registration is the "register" item; it carries the bcrypt hash until its code is verified.
+OTPS = ContainerSpec("otps", "/id", default_ttl=-1)
+
 CONTAINERS: tuple[ContainerSpec, ...] = (
-    DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS,
+    DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS, OTPS,
 )
 
 
@@ -176,18 +180,20 @@ def replace_item(spec: ContainerSpec, body: dict[str, Any], etag: str) -> dict[s
             raise
 
 
-def delete_item(spec: ContainerSpec, item_id: str, partition_key: str) -> bool:
-    """Delete one item; ``True`` if this call deleted it, ``False`` if it was already gone.
+def delete_item(spec: ContainerSpec, item_id: str, partition_key: str, etag: str | None = None) -> bool:
+    """Delete one item; ``True`` if this call deleted it, ``False`` if it was already gone (or,
+    with ``etag``, if the stored item no longer has that etag).
 
     Of several concurrent deletes of one item exactly one returns ``True``, which is what makes
     single-use tokens and challenges safe.
     """
+    conditions = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
     with storage_errors("cosmos delete"):
         try:
-            container(spec).delete_item(item_id, partition_key=partition_key)
+            container(spec).delete_item(item_id, partition_key=partition_key, **conditions)
             return True
         except CosmosHttpResponseError as exc:
-            if exc.status_code == 404:
+            if exc.status_code in (404, 412):
                 return False
             raise
 

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devhost.emulators import Emulators, running_emulators  # noqa: E402
+from devhost.mailbox import Mailbox  # noqa: E402
 from shared_code import blobs, config, cosmos  # noqa: E402
 
 TEST_SETTINGS = {
@@ -33,6 +34,13 @@ TEST_SETTINGS = {
     # The purge timer never fires on its own during tests (tests start a devhost with their own schedule).
     "PURGE_SCHEDULE": "0 0 0 1 1 *",
     "TOKEN_RATE_LIMIT_PER_MINUTE": "100000",
+    "OTP_PEPPER": base64.b64encode(b"test-otp-pepper-" + b"o" * 32).decode(),
+    # Nothing listens here unless a test starts the `mail_server` fixture (then it points SMTP_* at it).
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": "9",
+    "SMTP_SENDER": "TrustGate tests <no-reply@trustgate.test>",
+    "SMTP_STARTTLS": "false",
+    "SMTP_TIMEOUT_SECONDS": "5",
 }
 
 
@@ -66,3 +74,31 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
         provision()
         yield running
     reset_app_state()
+
+
+@pytest.fixture(scope="session")
+def mail_server() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd, :mod:`devhost.mailbox`) for the session, with the app's
+    ``SMTP_*`` settings pointing at it. Read codes with :func:`tests.support.mail.latest_otp`."""
+    from devhost.mailbox import running_mailbox, smtp_settings
+
+    with running_mailbox() as mailbox:
+        saved = {name: os.environ.get(name) for name in smtp_settings(mailbox)}
+        os.environ.update(smtp_settings(mailbox))
+        config.reset_settings()
+        yield mailbox
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        config.reset_settings()
+
+
+@pytest.fixture
+def smtp_down(mail_server) -> Iterator[None]:
+    """For one test, point ``SMTP_*`` at a port where no SMTP server listens."""
+    from tests.support.mail import smtp_unreachable
+
+    with smtp_unreachable():
+        yield

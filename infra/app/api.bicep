@@ -20,6 +20,10 @@ param cosmosDatabaseName string
 param secretSettings object
 @description('Blob container names, { UPLOADS_CONTAINER: \'uploads\', ... }.')
 param containerSettings object
+@description('SMTP relay for the one-time code mails (azd env SMTP_HOST); empty = accounts answer configuration_error.')
+param smtpHost string = ''
+@description('From address of the one-time code mails (azd env SMTP_SENDER).')
+param smtpSender string = ''
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
@@ -55,6 +59,9 @@ var computedSettings = {
   // Telemetry authenticated with the identity (Application Insights has local auth disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Operator-supplied mail relay (the password is a Key Vault reference, see key-vault-secrets.json).
+  SMTP_HOST: smtpHost
+  SMTP_SENDER: smtpSender
 }
 
 // Create an App Service Plan to group applications under the same payment plan and SKU

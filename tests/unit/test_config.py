@@ -7,10 +7,11 @@ import pytest
 
 from shared_code import config
 from shared_code.config import ConfigError, load_settings
+from tests.support.settings import required_settings
 
 PEPPER = base64.b64encode(b"p" * 32).decode()
-BASE = {"COSMOS_ENDPOINT": "https://acct.documents.azure.com:443/", "DEVICE_TOKEN_PEPPER": PEPPER,
-        "UPLOADS_CONTAINER": "uploads", "PASSWORD_PEPPER": PEPPER}
+BASE = {**required_settings(), "COSMOS_ENDPOINT": "https://acct.documents.azure.com:443/",
+        "DEVICE_TOKEN_PEPPER": PEPPER}
 
 
 def test_defaults_apply_when_only_required_settings_are_given(tmp_path, monkeypatch):
@@ -18,6 +19,7 @@ def test_defaults_apply_when_only_required_settings_are_given(tmp_path, monkeypa
     settings = load_settings(BASE)
     assert settings.challenge_ttl_seconds == 300 and settings.cosmos_database == "trustgate"
     assert settings.device_token_pepper == b"p" * 32 and "image/png" in settings.allowed_content_types
+    assert (settings.otp_ttl_seconds, settings.password_min_score, settings.smtp_port, settings.smtp_starttls) == (600, 3, 587, True)
 
 
 def test_environment_wins_over_local_settings(tmp_path, monkeypatch):
@@ -36,6 +38,10 @@ def test_environment_wins_over_local_settings(tmp_path, monkeypatch):
     ({"CHALLENGE_TTL_SECONDS": "soon"}, "CHALLENGE_TTL_SECONDS"),
     ({"CHALLENGE_TTL_SECONDS": "0"}, "CHALLENGE_TTL_SECONDS"),
     ({"COSMOS_VERIFY_TLS": "maybe"}, "COSMOS_VERIFY_TLS"),
+    ({"OTP_PEPPER": base64.b64encode(b"short").decode()}, "OTP_PEPPER"),
+    ({"SMTP_PORT": "70000"}, "SMTP_PORT"),
+    ({"SMTP_STARTTLS": "perhaps"}, "SMTP_STARTTLS"),
+    ({"PASSWORD_MIN_SCORE": "5"}, "PASSWORD_MIN_SCORE"),
 ])
 def test_bad_settings_raise_naming_the_setting_but_not_its_value(tmp_path, monkeypatch, override, setting):
     monkeypatch.setenv("TRUSTGATE_LOCAL_SETTINGS", str(tmp_path / "absent.json"))

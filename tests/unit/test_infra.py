@@ -55,7 +55,7 @@ PLATFORM_SETTINGS = {
 # secrets, blob container names). Remove a name once shared_code.config declares it (a test
 # below insists); the other checks then apply to it.
 PENDING_MERGE = {
-    "OTP_PEPPER", "SMTP_PASSWORD",                                     # accounts / OTP
+
     "JWT_SECRET", "MESSAGES_CONTAINER",                                # message gatherer
     "PLAY_INTEGRITY_CREDENTIALS", "PLAY_INTEGRITY_DECRYPTION_KEY",     # Play Integrity
 }

@@ -14,6 +14,7 @@ from shared_code import blobs, config, cosmos, identity
 from shared_code.config import ConfigError
 from tests.support import keyless
 from tests.support.keyless import AZURITE, BLOB_URL, COSMOS_URL
+from tests.support.settings import required_settings
 
 settings_env = keyless.settings_env  # shared fixtures (tests/support/keyless.py)
 credential = keyless.credential
@@ -77,9 +78,7 @@ def test_unresolved_key_vault_reference_is_unset_not_a_value(tmp_path, monkeypat
     """Azure leaves "@Microsoft.KeyVault(...)" in place when a reference cannot resolve."""
     monkeypatch.setenv("TRUSTGATE_LOCAL_SETTINGS", str(tmp_path / "absent.json"))
     reference = "@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/device-token-pepper)"
-    base = {"COSMOS_ENDPOINT": COSMOS_URL, "UPLOADS_CONTAINER": "uploads",
-            "DEVICE_TOKEN_PEPPER": "cGVwcGVyLXBlcHBlci1wZXBwZXItcGVwcGVyLXBlcHBlcg==",
-            "PASSWORD_PEPPER": "cGVwcGVyLXBlcHBlci1wZXBwZXItcGVwcGVyLXBlcHBlcg=="}
+    base = {**required_settings(), "COSMOS_ENDPOINT": COSMOS_URL}
     with pytest.raises(ConfigError, match="Key Vault reference that did not resolve") as raised:
         config.load_settings({**base, "DEVICE_TOKEN_PEPPER": reference})
     assert raised.value.setting == "DEVICE_TOKEN_PEPPER"

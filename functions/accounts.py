@@ -1,0 +1,66 @@
+"""Accounts API (seed 002): register and log in, each confirmed by an emailed one-time code.
+
+Handlers only parse, call :mod:`shared_code.accounts`, and map the result to a JSON response.
+"""
+
+import azure.functions as func
+
+from shared_code import accounts
+from shared_code.http import handle_errors, json_response, read_json_object, require_string
+
+accounts_bp = func.Blueprint()
+
+MAX_EMAIL_CHARS = 320
+# Longer passwords are answered by the policy (weak_password) or simply do not match (login_failed).
+MAX_PASSWORD_CHARS = 4096
+MAX_OTP_CHARS = 16
+
+
+def _credentials(req: func.HttpRequest, secret_field: str, max_length: int) -> tuple[str, str]:
+    body = read_json_object(req)
+    email = require_string(body, "email", max_length=MAX_EMAIL_CHARS, error="invalid_email")
+    return email, require_string(body, secret_field, max_length=max_length)
+
+
+@accounts_bp.route(route="register", methods=["POST"])
+@handle_errors
+def register(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /register {email, password} → 200 registration_pending / 400 user_exists, weak_password / 503."""
+    email, password = _credentials(req, "password", MAX_PASSWORD_CHARS)
+    accounts.register(email, password)
+    return json_response(200, "registration_pending")
+
+
+@accounts_bp.route(route="verify_register", methods=["POST"])
+@handle_errors
+def verify_register(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /verify_register {email, otp} → 200 registration_success / 400 no_pending_registration / 401 otp_failed."""
+    email, code = _credentials(req, "otp", MAX_OTP_CHARS)
+    accounts.verify_register(email, code)
+    return json_response(200, "registration_success")
+
+
+@accounts_bp.route(route="login", methods=["POST"])
+@handle_errors
+def login(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /login {email, password} → 200 login_otp_sent / 401 login_failed (unknown email or wrong password)."""
+    email, password = _credentials(req, "password", MAX_PASSWORD_CHARS)
+    accounts.login(email, password)
+    return json_response(200, "login_otp_sent")
+
+
+@accounts_bp.route(route="verify_login", methods=["POST"])
+@handle_errors
+def verify_login(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /verify_login {email, otp} → 200 login_success {sid} / 401 otp_failed."""
+    email, code = _credentials(req, "otp", MAX_OTP_CHARS)
+    sid = accounts.verify_login(email, code)
+    return json_response(200, "login_success", sid=sid)
+
+
+@accounts_bp.route(route="logout", methods=["POST"])
+@handle_errors
+def logout(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /logout (header sid) → 200 logout_success / 403 invalid_session."""
+    accounts.logout(req.headers.get("sid"))
+    return json_response(200, "logout_success")
