@@ -8,9 +8,11 @@ import azure.functions as func
 
 from functions.devices import devices_bp
 from functions.health import health_bp
+from functions.messages import messages_bp
 from functions.uploads import uploads_bp
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for blueprint in (health_bp, devices_bp, uploads_bp):
     app.register_functions(blueprint)
+app.register_functions(messages_bp)

@@ -69,6 +69,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("SESSION_ABSOLUTE_TIMEOUT_SECONDS", "43200", "a user session dies this long after login, seconds"),
     SettingSpec("PASSWORD_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC pre-hash of passwords before bcrypt", secret=True),
     SettingSpec("BCRYPT_COST", "12", "bcrypt cost factor (log2 rounds), 12..16"),
+    SettingSpec("JWT_SECRET", None, "base64 HS256 key (>= 32 bytes) for message-gatherer access tokens; a Key Vault reference in Azure", secret=True),
+    SettingSpec("JWT_TTL_SECONDS", "600", "lifetime of a message-gatherer access token (exp - iat), seconds"),
+    SettingSpec("JWT_ISSUER", "trustgate", "iss claim of message-gatherer access tokens (checked on every use)"),
+    SettingSpec("JWT_AUDIENCE", "trustgate-messages", "aud claim of message-gatherer access tokens (checked on every use)"),
+    SettingSpec("MAX_MESSAGE_BYTES", "65536", "largest accepted gathered message, UTF-8 bytes"),
+    SettingSpec("MESSAGES_CONTAINER", "messages", "blob container holding the gathered messages (append blobs)"),
+    SettingSpec("MESSAGES_PAGE_SIZE", "100", "default page size of GET /messages (max 1000)"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -96,6 +103,13 @@ class Settings:
     session_absolute_timeout_seconds: int
     password_pepper: bytes
     bcrypt_cost: int
+    jwt_secret: bytes
+    jwt_ttl_seconds: int
+    jwt_issuer: str
+    jwt_audience: str
+    max_message_bytes: int
+    messages_container: str
+    messages_page_size: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -187,6 +201,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_absolute_timeout_seconds=r.integer("SESSION_ABSOLUTE_TIMEOUT_SECONDS", 60, 30 * 86400),
         password_pepper=r.key("PASSWORD_PEPPER", 32),
         bcrypt_cost=r.integer("BCRYPT_COST", 12, 16),
+        jwt_secret=r.key("JWT_SECRET", 32),
+        jwt_ttl_seconds=r.integer("JWT_TTL_SECONDS", 30, 86400),
+        jwt_issuer=r.text("JWT_ISSUER"),
+        jwt_audience=r.text("JWT_AUDIENCE"),
+        max_message_bytes=r.integer("MAX_MESSAGE_BYTES", 1, 1 << 20),
+        messages_container=r.text("MESSAGES_CONTAINER"),
+        messages_page_size=r.integer("MESSAGES_PAGE_SIZE", 1, 1000),
     )
 
 

@@ -51,8 +51,9 @@ CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
 FILES = ContainerSpec("files", "/deviceid")
 USERS = ContainerSpec("users", "/id")
 SESSIONS = ContainerSpec("sessions", "/id", default_ttl=-1)
+GATHERER_USERS = ContainerSpec("gatherer_users", "/id")
 
-CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES, USERS, SESSIONS)
+CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES, USERS, SESSIONS, GATHERER_USERS)
 
 
 class AlreadyExists(Exception):

@@ -27,6 +27,7 @@ TEST_SETTINGS = {
     "STORAGE_TIMEOUT_SECONDS": "5",
     "UPLOADS_CONTAINER": "uploads",
     "PASSWORD_PEPPER": base64.b64encode(b"test-password-pepper-" + b"p" * 32).decode(),
+    "JWT_SECRET": base64.b64encode(b"test-jwt-secret-" + b"j" * 32).decode(),
 }
 
 

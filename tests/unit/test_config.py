@@ -10,7 +10,7 @@ from shared_code.config import ConfigError, load_settings
 
 PEPPER = base64.b64encode(b"p" * 32).decode()
 BASE = {"COSMOS_ENDPOINT": "https://acct.documents.azure.com:443/", "DEVICE_TOKEN_PEPPER": PEPPER,
-        "UPLOADS_CONTAINER": "uploads", "PASSWORD_PEPPER": PEPPER}
+        "UPLOADS_CONTAINER": "uploads", "PASSWORD_PEPPER": PEPPER, "JWT_SECRET": PEPPER}
 
 
 def test_defaults_apply_when_only_required_settings_are_given(tmp_path, monkeypatch):
