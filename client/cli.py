@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--continuation", metavar="TOKEN", help="start from this continuation token")
     files.add_argument("--json", action="store_true", help="print JSON instead of a table")
     files.set_defaults(handler=cmd_files)
+
+    from client.gather_cli import add_gather_parser  # imported here: gather_cli builds on this module
+
+    add_gather_parser(commands, common)
     return parser
 
 

@@ -240,16 +240,26 @@ class DeviceClient:
         if auth:
             all_headers["deviceid"] = self.deviceid
             all_headers["deviceToken"] = self._device_token
-        url = self.server_url + route
-        try:
-            response = self.session.request(method, url, headers=all_headers, timeout=self.timeout, **kwargs)
-        except requests.Timeout:
-            raise TransportError(f"{self.server_url} did not answer {method} {route} within {self.timeout} s") from None
-        except requests.ConnectionError as error:
-            raise TransportError(f"connection to {self.server_url} failed: {_reason(error)}") from None
-        except requests.RequestException as error:
-            raise TransportError(f"{method} {route} failed: {error}") from None
-        return parse_response(response)
+        return request_json(self.session, method, self.server_url, route, timeout=self.timeout,
+                            headers=all_headers, **kwargs)
+
+
+def request_json(session: requests.Session, method: str, server_url: str, route: str, *,
+                 timeout: float | tuple[float, float], **kwargs: Any) -> dict[str, Any]:
+    """Send one request to ``server_url + route`` and return the JSON object of a success answer.
+
+    Raises :class:`TransportError` when the server cannot be reached in ``timeout`` seconds and
+    :class:`ClientError` for an error status (see :func:`parse_response`).
+    """
+    try:
+        response = session.request(method, server_url + route, timeout=timeout, **kwargs)
+    except requests.Timeout:
+        raise TransportError(f"{server_url} did not answer {method} {route} within {timeout} s") from None
+    except requests.ConnectionError as error:
+        raise TransportError(f"connection to {server_url} failed: {_reason(error)}") from None
+    except requests.RequestException as error:
+        raise TransportError(f"{method} {route} failed: {error}") from None
+    return parse_response(response)
 
 
 def parse_response(response: requests.Response) -> dict[str, Any]:
