@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import requests
 
-from client.device_api import DEFAULT_TIMEOUT, ClientError, request_json
+from client.device_api import DEFAULT_TIMEOUT, ClientError, iter_pages, request_json
 
 LOGOUT = "logout"
 
@@ -107,16 +107,7 @@ class GatherClient:
 
     def iter_messages(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield every message of the user, oldest first, following continuation tokens."""
-        continuation = None
-        while True:
-            page = self.list_messages(page_size=page_size, continuation=continuation)
-            yield from page.get("messages") or []
-            following = page.get("continuation")
-            if not following:
-                return
-            if following == continuation:
-                raise ClientError(page.get("code", 200), "invalid_response", "the server repeated a continuation token")
-            continuation = following
+        return iter_pages(lambda token: self.list_messages(page_size=page_size, continuation=token), "messages")
 
     def _headers(self, auth: bool) -> dict[str, str]:
         headers = {"Accept": "application/json"}
