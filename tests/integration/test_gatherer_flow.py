@@ -168,6 +168,22 @@ def test_racing_authentications_move_the_state_once():
     assert record["token_jti"] == access_tokens.verify_token(winners[0]["token"])["jti"]
 
 
+def test_racing_identifies_of_a_new_user_create_it_once():
+    username = Gatherer().username
+    barrier = threading.Barrier(4)
+
+    def attempt(_):
+        barrier.wait()
+        return Gatherer(username).identify()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(attempt, range(4)))
+    statuses = [status for status, _ in results]
+    assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}
+    assert all(body["message"] == "state_conflict" for status, body in results if status == 409)
+    assert _state(Gatherer(username)) == "identified"
+
+
 def test_racing_logouts_one_wins():
     user = Gatherer().login()
     barrier = threading.Barrier(3)

@@ -89,6 +89,7 @@ def test_alg_none_is_rejected():
     assert _rejected(unsigned).message == "invalid_token"
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_other_hmac_algorithm_with_the_right_key_is_rejected():
     assert _rejected(_sign(_claims(), algorithm="HS512")).message == "invalid_token"
 
