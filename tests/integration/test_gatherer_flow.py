@@ -70,6 +70,21 @@ def test_message_after_identifying_again_is_not_authenticated():
     assert user.read_all() == []
 
 
+def test_authenticate_after_logout_needs_identify_again():
+    user = Gatherer().login()
+    user.send("logout")
+    status, body = user.authenticate()
+    assert (status, body["message"]) == (409, "not_identified") and _state(user) == "grounded"
+
+
+def test_reading_while_only_identified_is_not_authenticated():
+    user = Gatherer().login()
+    user.send("kept")
+    user.identify()
+    status, body = user.read()
+    assert (status, body["message"]) == (409, "not_authenticated")
+
+
 def test_message_after_logout_and_with_a_replaced_token_is_revoked():
     user = Gatherer().login()
     old = user.token
