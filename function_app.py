@@ -12,6 +12,7 @@ from functions.devices import devices_bp
 from functions.health import health_bp
 from functions.kms import kms_bp
 from functions.maintenance import maintenance_bp
+from functions.messages import messages_bp
 from functions.tokens import tokens_bp
 from functions.uploads import uploads_bp
 
@@ -26,5 +27,6 @@ for blueprint in (
     datastore_bp,
     tokens_bp,
     maintenance_bp,
+    messages_bp,
 ):
     app.register_functions(blueprint)

@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     files.set_defaults(handler=cmd_files)
     add_store_commands(files, common)
     add_user_commands(commands, common, _server_url)
+    from client.gather_cli import add_gather_parser  # imported here: gather_cli builds on this module
+
+    add_gather_parser(commands, common)
     return parser
 
 

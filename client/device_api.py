@@ -222,15 +222,7 @@ class DeviceClient:
         Raises :class:`ClientError` ``invalid_response`` if the server repeats a continuation token
         (which would otherwise loop forever).
         """
-        while True:
-            page = self.list_files(page_size=page_size, continuation=continuation)
-            yield from page.get("files") or []
-            following = page.get("continuation")
-            if not following:
-                return
-            if following == continuation:
-                raise ClientError(page.get("code", 200), "invalid_response", "the server repeated a continuation token")
-            continuation = following
+        return iter_pages(lambda token: self.list_files(page_size=page_size, continuation=token), "files", continuation)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -261,6 +253,25 @@ def request_json(session: requests.Session, method: str, server_url: str, route:
     except requests.RequestException as error:
         raise TransportError(f"{method} {route} failed: {error}") from None
     return parse_response(response)
+
+
+def iter_pages(fetch: Callable[[str | None], dict[str, Any]], key: str,
+               continuation: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the items under ``key`` of every page ``fetch(continuation)`` returns, following
+    each page's ``continuation`` until it is empty.
+
+    Raises :class:`ClientError` ``invalid_response`` if the server repeats a continuation token
+    (which would otherwise loop forever).
+    """
+    while True:
+        page = fetch(continuation)
+        yield from page.get(key) or []
+        following = page.get("continuation")
+        if not following:
+            return
+        if following == continuation:
+            raise ClientError(page.get("code", 200), "invalid_response", "the server repeated a continuation token")
+        continuation = following
 
 
 def parse_response(response: requests.Response) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from devhost.__main__ import ROOT, local_emulators, use_example_settings_if_needed
+from devhost.demo_messages import message_demo
 
 DEMO_FILES = ("README.md", "host.json", "local.settings.example.json")
 CAPTURE_BYTES = 8 * 1024 * 1024
@@ -114,6 +115,7 @@ def main() -> int:
                 _check(f"{name}: stored digest matches the local file, status {entry.get('status')}",
                        entry.get("sha256") == digest and entry.get("status") == "verified", results)
             _security_checks(client, state.device_token, results)
+            message_demo(host.base_url, lambda label, ok: _check(label, ok, results))
     passed = sum(results)
     print(f"\ndemo: {passed} passed, {len(results) - passed} failed", flush=True)
     return 0 if results and all(results) else 1

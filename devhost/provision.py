@@ -15,7 +15,8 @@ from shared_code.config import get_settings
 
 def blob_container_names() -> list[str]:
     """Every blob container the app uses, by its configured name."""
-    return [get_settings().uploads_container, get_settings().encrypted_files_container]
+    settings = get_settings()
+    return [settings.uploads_container, settings.encrypted_files_container, settings.messages_container]
 
 
 def provision() -> None:

@@ -100,6 +100,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("SMTP_SENDER", "", "From address of the one-time code mails, e.g. TrustGate <no-reply@example.org>"),
     SettingSpec("SMTP_STARTTLS", "true", "upgrade the SMTP connection with STARTTLS (false only for a local dev server)"),
     SettingSpec("SMTP_TIMEOUT_SECONDS", "10", "connect/read timeout for the SMTP server, seconds"),
+    SettingSpec("JWT_SECRET", None, "base64 HS256 key (>= 32 bytes) for message-gatherer access tokens; a Key Vault reference in Azure", secret=True),
+    SettingSpec("JWT_TTL_SECONDS", "600", "lifetime of a message-gatherer access token (exp - iat), seconds"),
+    SettingSpec("JWT_ISSUER", "trustgate", "iss claim of message-gatherer access tokens (checked on every use)"),
+    SettingSpec("JWT_AUDIENCE", "trustgate-messages", "aud claim of message-gatherer access tokens (checked on every use)"),
+    SettingSpec("MAX_MESSAGE_BYTES", "65536", "largest accepted gathered message, UTF-8 bytes"),
+    SettingSpec("MESSAGES_CONTAINER", "messages", "blob container holding the gathered messages (append blobs)"),
+    SettingSpec("MESSAGES_PAGE_SIZE", "100", "default page size of GET /messages (max 1000)"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -152,6 +159,13 @@ class Settings:
     smtp_sender: str
     smtp_starttls: bool
     smtp_timeout_seconds: int
+    jwt_secret: bytes
+    jwt_ttl_seconds: int
+    jwt_issuer: str
+    jwt_audience: str
+    max_message_bytes: int
+    messages_container: str
+    messages_page_size: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -285,6 +299,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_sender=r.text("SMTP_SENDER"),
         smtp_starttls=r.boolean("SMTP_STARTTLS"),
         smtp_timeout_seconds=r.integer("SMTP_TIMEOUT_SECONDS", 1, 120),
+        jwt_secret=r.key("JWT_SECRET", 32),
+        jwt_ttl_seconds=r.integer("JWT_TTL_SECONDS", 30, 86400),
+        jwt_issuer=r.text("JWT_ISSUER"),
+        jwt_audience=r.text("JWT_AUDIENCE"),
+        max_message_bytes=r.integer("MAX_MESSAGE_BYTES", 1, 1 << 20),
+        messages_container=r.text("MESSAGES_CONTAINER"),
+        messages_page_size=r.integer("MESSAGES_PAGE_SIZE", 1, 1000),
     )
 
 

@@ -41,6 +41,7 @@ TEST_SETTINGS = {
     "SMTP_SENDER": "TrustGate tests <no-reply@trustgate.test>",
     "SMTP_STARTTLS": "false",
     "SMTP_TIMEOUT_SECONDS": "5",
+    "JWT_SECRET": base64.b64encode(b"test-jwt-secret-" + b"j" * 32).decode(),
 }
 
 

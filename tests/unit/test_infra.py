@@ -56,7 +56,6 @@ PLATFORM_SETTINGS = {
 # below insists); the other checks then apply to it.
 PENDING_MERGE = {
 
-    "JWT_SECRET", "MESSAGES_CONTAINER",                                # message gatherer
     "PLAY_INTEGRITY_CREDENTIALS", "PLAY_INTEGRITY_DECRYPTION_KEY",     # Play Integrity
 }
 
