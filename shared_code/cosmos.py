@@ -51,8 +51,9 @@ CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
 FILES = ContainerSpec("files", "/deviceid")
 USERS = ContainerSpec("users", "/id")
 SESSIONS = ContainerSpec("sessions", "/id", default_ttl=-1)
+INTEGRITY_TOKENS = ContainerSpec("integrity_tokens", "/id", default_ttl=-1)
 
-CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES, USERS, SESSIONS)
+CONTAINERS: tuple[ContainerSpec, ...] = (DEVICES, CHALLENGES, FILES, USERS, SESSIONS, INTEGRITY_TOKENS)
 
 
 class AlreadyExists(Exception):
