@@ -38,14 +38,20 @@ from shared_code.integrity_decode import SCOPE
 PACKAGE = "com.example.trustgate"
 CERT_DIGEST = base64.urlsafe_b64encode(b"\x42" * 32).decode().rstrip("=")
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# The audience Google requires in service-account assertions, whatever token_uri they are sent to.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 def payload(*, nonce: str | None = None, request_hash: str | None = None, package: str = PACKAGE,
-            timestamp_ms: int | None = None, app_verdict: str = "PLAY_RECOGNIZED", cert: str = CERT_DIGEST,
+            request_package: str | None = None, timestamp_ms: int | None = None, app_verdict: str = "PLAY_RECOGNIZED", cert: str = CERT_DIGEST,
             device: tuple[str, ...] = ("MEETS_DEVICE_INTEGRITY",), licensing: str = "LICENSED") -> dict[str, Any]:
-    """A verdict payload (classic with ``nonce``, standard with ``request_hash``)."""
+    """A verdict payload (classic with ``nonce``, standard with ``request_hash``).
+
+    ``package`` is the app's real package; ``request_package`` overrides only
+    ``requestDetails.requestPackageName`` (which Google notes can be spoofed in transit).
+    """
     details: dict[str, Any] = {
-        "requestPackageName": package,
+        "requestPackageName": request_package or package,
         "timestampMillis": str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms),
     }
     if nonce is not None:
@@ -167,7 +173,7 @@ class FakeGoogle:
         if form.get("grant_type") != [JWT_BEARER] or len(form.get("assertion", [])) != 1:
             return 400, {"error": "unsupported_grant_type"}
         try:
-            claims = jwt.decode(form["assertion"][0], self._public_key, algorithms=["RS256"], audience=self.token_uri,
+            claims = jwt.decode(form["assertion"][0], self._public_key, algorithms=["RS256"], audience=GOOGLE_TOKEN_AUDIENCE,
                                 issuer=self._client_email, options={"require": ["exp", "iat", "aud", "iss"]})
         except jwt.PyJWTError:
             return 401, {"error": "invalid_client", "error_description": "assertion does not verify"}
@@ -192,7 +198,7 @@ class FakeGoogle:
             return 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}}
         package = path.removeprefix("/v1/").removesuffix(":decodeIntegrityToken")
         document = self._payloads.get(token)
-        if document is None or document["requestDetails"]["requestPackageName"] != package:
+        if document is None or document["appIntegrity"]["packageName"] != package:
             return 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}}
         return 200, {"tokenPayloadExternal": document}
 
