@@ -7,6 +7,7 @@ real HTTP (token endpoint checking the service account's signed assertion, decod
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -253,3 +254,22 @@ def test_uploads_need_a_recent_passing_verdict_when_required(configure, device, 
 def test_uploads_do_not_need_a_verdict_by_default(device):
     assert device.attest()[0] == 200
     assert device.upload(b"no integrity needed")[0] == 200
+
+
+def test_credentials_may_be_a_path_to_the_service_account_file(google, configure, device, tmp_path):
+    account = tmp_path / "play-integrity-sa.json"
+    account.write_text(os.environ["PLAY_INTEGRITY_CREDENTIALS"])
+    configure({"PLAY_INTEGRITY_CREDENTIALS": str(account)})
+    assert verify(device, google.issue(payload(nonce=device.challenge())))[1]["valid"] is True
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("", "required"), ("/no/such/file.json", "readable"), ('{"type": "authorized_user"}', "service_account"),
+    ("{broken", "JSON"),
+])
+def test_unusable_credentials_are_a_configuration_error(google, configure, monkeypatch, device, value, reason):
+    monkeypatch.setenv("PLAY_INTEGRITY_CREDENTIALS", value)
+    configure({})
+    status, body = verify(device, google.issue(payload(nonce=device.challenge())))
+    assert (status, body["message"]) == (500, "configuration_error")
+    assert "PLAY_INTEGRITY_CREDENTIALS" in body["detail"] and reason in body["detail"]
