@@ -158,7 +158,9 @@ def decode_with_google(token: str, settings: Settings) -> dict[str, Any]:
     """Ask Google's ``decodeIntegrityToken`` for the payload of ``token``.
 
     Timeouts: ``PLAY_INTEGRITY_TIMEOUT_SECONDS`` for connect and for read, on both the token
-    endpoint and the decode call. Raises :class:`InvalidIntegrityToken` when Google answers 400,
+    endpoint and the decode call; google-auth retries a failing token endpoint (5xx) up to three
+    times with a short backoff, so the worst case is about 4 x the timeout plus 3 s. The access
+    token is cached by google-auth and refreshed before it expires. Raises :class:`InvalidIntegrityToken` when Google answers 400,
     :class:`ServiceUnavailable` for every other failure (see module docstring).
     """
     timeout = settings.play_integrity_timeout_seconds

@@ -211,6 +211,12 @@ def test_google_failing_is_503_and_the_token_stays_usable(google, device, behavi
     assert verify(device, token)[1]["valid"] is True
 
 
+def test_google_token_endpoint_failing_is_503(google, device):
+    google.behaviour = "token_500"  # google-auth retries 5xx from the token endpoint, then gives up
+    _assert_unavailable(device, google.issue(payload(nonce=device.challenge())))
+    assert google.token_requests >= 2 and google.decode_calls == 0
+
+
 def test_google_refusing_the_service_account_assertion_is_503(google, configure, device):
     info, _other_key = service_account(google.token_uri)  # same account name, key Google does not know
     info["client_email"] = "verifier@trustgate-test.iam.gserviceaccount.com"

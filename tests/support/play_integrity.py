@@ -130,8 +130,8 @@ def service_account(token_uri: str, key: rsa.RSAPrivateKey | None = None) -> tup
 class FakeGoogle:
     """Google's token endpoint and Play Integrity decode endpoint on 127.0.0.1.
 
-    ``behaviour``: ``"ok"``, ``"decode_401"``, ``"decode_500"`` or ``"hang"`` (the decode endpoint
-    answers nothing until the fake stops). ``decode_calls`` counts decode requests that got past
+    ``behaviour``: ``"ok"``, ``"token_500"`` (the token endpoint fails), ``"decode_401"``,
+    ``"decode_500"`` or ``"hang"`` (the decode endpoint answers nothing until the fake stops). ``decode_calls`` counts decode requests that got past
     authorisation; ``token_requests`` counts assertions checked.
     """
 
@@ -170,6 +170,8 @@ class FakeGoogle:
 
     def _token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         self.token_requests += 1
+        if self.behaviour == "token_500":
+            return 500, {"error": "internal_failure"}
         if form.get("grant_type") != [JWT_BEARER] or len(form.get("assertion", [])) != 1:
             return 400, {"error": "unsupported_grant_type"}
         try:
