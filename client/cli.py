@@ -46,6 +46,8 @@ typical first run:
   python -m client device attest
   python -m client upload report.pdf photo.jpg
   python -m client files --all
+  python -m client device status
+  python -m client integrity verify --token-file token.txt
 
 state lives in --home DIR, else $TRUSTGATE_HOME, else ~/.trustgate
 (device.json and device_key.pem, both mode 0600).
@@ -94,7 +96,7 @@ def _positive_float(value: str) -> float:
 # -- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m client`` argument parser (subcommands ``device``, ``upload``, ``files``)."""
+    """The ``python -m client`` argument parser (subcommands ``device``, ``upload``, ``files``, ``integrity``)."""
     parser = argparse.ArgumentParser(
         prog="python -m client",
         description="TrustGate device client: register and attest this device, upload signed files, list them.",
@@ -168,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     from client.gather_cli import add_gather_parser  # imported here: gather_cli builds on this module
 
     add_gather_parser(commands, common)
+    from client.integrity_cli import add_integrity_commands  # here: it imports this module's helpers
+
+    add_integrity_commands(commands, device_commands, common)
     return parser
 
 

@@ -224,6 +224,24 @@ class DeviceClient:
         """
         return iter_pages(lambda token: self.list_files(page_size=page_size, continuation=token), "files", continuation)
 
+    def verify_integrity(self, token: str, request_hash: str | None = None) -> dict[str, Any]:
+        """``POST /verify`` a Play Integrity token (classic: nonce = a challenge from
+        :meth:`challenge`; standard: pass the ``request_hash`` the app gave Play).
+
+        Returns ``{message: "integrity_verified" | "integrity_failed", valid, verdict,
+        failed_checks, checked_at}``. Raises :class:`ClientError` 400 ``invalid_integrity_token``,
+        401/403 (credentials) or 503 ``integrity_unavailable`` (Google unreachable; retry later).
+        """
+        body: dict[str, Any] = {"token": token}
+        if request_hash is not None:
+            body["request_hash"] = request_hash
+        return self._request("POST", "/verify", json=body)
+
+    def device_info(self) -> dict[str, Any]:
+        """``GET /api/device`` → ``{message: "device", device: {deviceid, registered_at, attested,
+        key_type, attested_at, integrity}}`` (``integrity``: the latest ``/verify`` result or ``None``)."""
+        return self._request("GET", "/api/device")
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _request(self, method: str, route: str, *, auth: bool = True,

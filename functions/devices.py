@@ -1,11 +1,11 @@
-"""Device API (seed 000): register, challenge, attest, upload, list files.
+"""Device API (seed 000): register, challenge, attest, upload, list files, Play Integrity verify, show.
 
 Handlers only parse, call :mod:`shared_code`, and map the result to a JSON response.
 """
 
 import azure.functions as func
 
-from shared_code import challenges, device_files, devices
+from shared_code import challenges, device_files, devices, integrity, integrity_decode
 from shared_code.config import get_settings
 from shared_code.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
 from shared_code.errors import BadRequest
@@ -91,3 +91,25 @@ def list_files(req: func.HttpRequest) -> func.HttpResponse:
     page_size = parse_int_param(req.params.get("page_size"), "page_size", get_settings().files_page_size, 1, 200)
     files, continuation = device_files.list_files(device["id"], page_size, req.params.get("continuation"))
     return json_response(200, "files_listed", files=files, continuation=continuation)
+
+
+@devices_bp.route(route="verify", methods=["POST"])
+@handle_errors
+def verify_integrity(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /verify {token, request_hash?} (device headers) → 200 {valid, verdict, failed_checks} / 400 / 401 / 403 / 503."""
+    device = _device(req)
+    body = read_json_object(req)
+    token = require_string(body, "token", pattern=integrity_decode.TOKEN_PATTERN,
+                           max_length=integrity_decode.MAX_TOKEN_CHARS, error="invalid_integrity_token")
+    request_hash = None
+    if body.get("request_hash") is not None:
+        request_hash = require_string(body, "request_hash", max_length=512)
+    result = integrity.verify_token(device, token, request_hash)
+    return json_response(200, "integrity_verified" if result["valid"] else "integrity_failed", **result)
+
+
+@devices_bp.route(route="api/device", methods=["GET"])
+@handle_errors
+def get_device(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/device (device headers) → 200 the device's own record (never its token hash) / 401 / 403."""
+    return json_response(200, "device", device=devices.public_view(_device(req)))

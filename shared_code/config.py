@@ -107,6 +107,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("MAX_MESSAGE_BYTES", "65536", "largest accepted gathered message, UTF-8 bytes"),
     SettingSpec("MESSAGES_CONTAINER", "messages", "blob container holding the gathered messages (append blobs)"),
     SettingSpec("MESSAGES_PAGE_SIZE", "100", "default page size of GET /messages (max 1000)"),
+    SettingSpec("PLAY_INTEGRITY_MODE", "google", "how /verify decodes Play Integrity tokens: google (decodeIntegrityToken) or local (own response keys)"),
+    SettingSpec("PLAY_INTEGRITY_PACKAGE_NAME", "", "Android package name the integrity tokens must be for (required by /verify)"),
+    SettingSpec("PLAY_INTEGRITY_CREDENTIALS", "", "google mode: service-account JSON (or a path to it); in Azure a Key Vault reference", secret=True),
+    SettingSpec("PLAY_INTEGRITY_API_BASE", "https://playintegrity.googleapis.com", "google mode: base URL of the Play Integrity API"),
+    SettingSpec("PLAY_INTEGRITY_DECRYPTION_KEY", "", "local mode: Play Console response decryption key (AES-256, base64)", secret=True),
+    SettingSpec("PLAY_INTEGRITY_VERIFICATION_KEY", "", "local mode: Play Console response verification key (EC P-256 public key, base64 DER)"),
+    SettingSpec("PLAY_INTEGRITY_MAX_AGE_SECONDS", "300", "oldest accepted integrity token, and lifetime of a passing verdict for uploads, seconds"),
+    SettingSpec("PLAY_INTEGRITY_CERT_DIGESTS", "", "comma-separated accepted app signing certificate SHA-256 digests (base64url, as in the verdict)"),
+    SettingSpec("PLAY_INTEGRITY_MIN_DEVICE", "DEVICE", "weakest accepted device verdict: BASIC, DEVICE or STRONG"),
+    SettingSpec("PLAY_INTEGRITY_REQUIRE_LICENSED", "false", "require appLicensingVerdict LICENSED"),
+    SettingSpec("PLAY_INTEGRITY_TIMEOUT_SECONDS", "10", "google mode: connect/read timeout for Google's token and decode endpoints, seconds"),
+    SettingSpec("REQUIRE_INTEGRITY_FOR_UPLOAD", "false", "refuse /upload-file for devices without a recent passing Play Integrity verdict"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -166,6 +178,18 @@ class Settings:
     max_message_bytes: int
     messages_container: str
     messages_page_size: int
+    play_integrity_mode: str
+    play_integrity_package_name: str
+    play_integrity_credentials: str
+    play_integrity_api_base: str
+    play_integrity_decryption_key: str
+    play_integrity_verification_key: str
+    play_integrity_max_age_seconds: int
+    play_integrity_cert_digests: frozenset[str]
+    play_integrity_min_device: str
+    play_integrity_require_licensed: bool
+    play_integrity_timeout_seconds: int
+    require_integrity_for_upload: bool
 
 
 def local_settings_values() -> dict[str, str]:
@@ -235,6 +259,12 @@ class _Reader:
         if len(key) < min_bytes:
             raise ConfigError(name, f"must decode to at least {min_bytes} bytes")
         return key
+
+    def choice(self, name: str, allowed: tuple[str, ...], normalise: Callable[[str], str] = str) -> str:
+        value = normalise(self.text(name))
+        if value not in allowed:
+            raise ConfigError(name, f"must be one of {', '.join(allowed)}")
+        return value
 
     def csv(self, name: str, transform: Callable[[str], str] = str.strip) -> frozenset[str]:
         return frozenset(transform(item) for item in self.text(name).split(",") if item.strip())
@@ -306,6 +336,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_message_bytes=r.integer("MAX_MESSAGE_BYTES", 1, 1 << 20),
         messages_container=r.text("MESSAGES_CONTAINER"),
         messages_page_size=r.integer("MESSAGES_PAGE_SIZE", 1, 1000),
+        play_integrity_mode=r.choice("PLAY_INTEGRITY_MODE", ("google", "local"), str.lower),
+        play_integrity_package_name=r.text("PLAY_INTEGRITY_PACKAGE_NAME"),
+        play_integrity_credentials=r.text("PLAY_INTEGRITY_CREDENTIALS"),
+        play_integrity_api_base=r.text("PLAY_INTEGRITY_API_BASE").rstrip("/"),
+        play_integrity_decryption_key=r.text("PLAY_INTEGRITY_DECRYPTION_KEY"),
+        play_integrity_verification_key=r.text("PLAY_INTEGRITY_VERIFICATION_KEY"),
+        play_integrity_max_age_seconds=r.integer("PLAY_INTEGRITY_MAX_AGE_SECONDS", 10, 86400),
+        play_integrity_cert_digests=r.csv("PLAY_INTEGRITY_CERT_DIGESTS", lambda s: s.strip().rstrip("=")),
+        play_integrity_min_device=r.choice("PLAY_INTEGRITY_MIN_DEVICE", ("BASIC", "DEVICE", "STRONG"), str.upper),
+        play_integrity_require_licensed=r.boolean("PLAY_INTEGRITY_REQUIRE_LICENSED"),
+        play_integrity_timeout_seconds=r.integer("PLAY_INTEGRITY_TIMEOUT_SECONDS", 1, 60),
+        require_integrity_for_upload=r.boolean("REQUIRE_INTEGRITY_FOR_UPLOAD"),
     )
 
 

@@ -65,12 +65,15 @@ RATE_LIMITS = ContainerSpec("rate_limits", "/id", default_ttl=-1)
 # registration is the "register" item; it carries the bcrypt hash until its code is verified.
 OTPS = ContainerSpec("otps", "/id", default_ttl=-1)
 
+# Play Integrity tokens already used (id = SHA-256 of the token): a token verifies once.
+INTEGRITY_TOKENS = ContainerSpec("integrity_tokens", "/id", default_ttl=-1)
+
 # Message gatherer users and their state (Grounded / Identified / Authenticated), id = username.
 GATHERER_USERS = ContainerSpec("gatherer_users", "/id")
 
 CONTAINERS: tuple[ContainerSpec, ...] = (
     DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS, OTPS,
-    GATHERER_USERS,
+    GATHERER_USERS, INTEGRITY_TOKENS,
 )
 
 

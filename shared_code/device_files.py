@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContentSettings
 
-from shared_code import blobs, challenges, cosmos
+from shared_code import blobs, challenges, cosmos, integrity
 from shared_code.config import get_settings
 from shared_code.crypto import (
     UnusableKey,
@@ -101,12 +101,13 @@ def store_upload(
 ) -> dict[str, Any]:
     """Check the device's signature over the file and store it; returns the new file record.
 
-    Order: device attested → size and type → signature over ``upload:{challenge}:{sha256}`` →
+    Order: device attested → recent passing Play Integrity verdict (only with
+    ``REQUIRE_INTEGRITY_FOR_UPLOAD``) → size and type → signature over ``upload:{challenge}:{sha256}`` →
     consume the challenge (single use, race-safe) → conditional blob create → record create.
     If the record cannot be written the blob is deleted again, so a storage fault leaves
     neither a blob nor a record behind.
 
-    Raises :class:`Forbidden` ``device_not_attested`` / ``public_key_mismatch`` (403),
+    Raises :class:`Forbidden` ``device_not_attested`` / ``integrity_required`` / ``public_key_mismatch`` (403),
     :class:`PayloadTooLarge` (413), :class:`BadRequest` ``file_type_not_allowed`` /
     ``invalid_signature_encoding`` / ``unusable_key`` (400), :class:`Unauthorized` ``invalid_signature`` /
     ``invalid_challenge`` (401), :class:`ServiceUnavailable` (503).
@@ -114,6 +115,7 @@ def store_upload(
     settings = get_settings()
     if not device.get("public_key"):
         raise Forbidden("device_not_attested", "attest the device key before uploading")
+    integrity.require_recent_pass(device)
     if claimed_key_pem is not None and _canonical_pem(claimed_key_pem) != device["public_key"]:
         raise Forbidden("public_key_mismatch", "public_key differs from the device's attested key")
     content_type = (incoming.content_type or "application/octet-stream").lower()

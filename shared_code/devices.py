@@ -4,9 +4,11 @@ A device record (container ``devices``, partition ``/id``)::
 
     {"id": deviceid, "token_hash": hex HMAC-SHA256 of the deviceToken under DEVICE_TOKEN_PEPPER,
      "registered_at": iso, "public_key": PEM SPKI | None, "key_type": str | None,
-     "attested_at": iso | None}
+     "attested_at": iso | None,
+     "integrity": {"valid": bool, "verdict": {...}, "failed_checks": [str], "checked_at": iso} | absent}
 
-The deviceToken itself is never stored or logged.
+The deviceToken itself is never stored or logged. ``integrity`` is the latest Play Integrity
+result (:mod:`shared_code.integrity`); the token it came from is not kept here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from shared_code import challenges, cosmos
 from shared_code.config import get_settings
 from shared_code.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches
-from shared_code.errors import Conflict, Forbidden, Unauthorized
+from shared_code.errors import Conflict, Forbidden, ServiceUnavailable, Unauthorized
 from shared_code.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.devices")
@@ -116,4 +118,20 @@ def public_view(device: dict[str, Any]) -> dict[str, Any]:
         "attested": bool(device.get("public_key")),
         "key_type": device.get("key_type"),
         "attested_at": device.get("attested_at"),
+        "integrity": device.get("integrity"),
     }
+
+
+def record_integrity(device: dict[str, Any], result: dict[str, Any], attempts: int = 3) -> dict[str, Any]:
+    """Store ``result`` as the device's latest ``integrity`` field; returns the updated record.
+
+    Conditional replace on the record's etag, re-read and retried on a lost race so a concurrent
+    attestation is never overwritten. Raises :class:`~shared_code.errors.ServiceUnavailable`.
+    """
+    current = device
+    for _ in range(attempts):
+        try:
+            return cosmos.replace_item(cosmos.DEVICES, {**current, "integrity": result}, current["_etag"])
+        except cosmos.EtagMismatch:
+            current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"]) or current
+    raise ServiceUnavailable(detail="the device record is being changed concurrently, try again")

@@ -51,13 +51,6 @@ PLATFORM_SETTINGS = {
     "STORAGE__queueServiceUri", "STORAGE__credential", "STORAGE__clientId",
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 }
-# Settings of areas other branches are adding in parallel, already provisioned here (Key Vault
-# secrets, blob container names). Remove a name once shared_code.config declares it (a test
-# below insists); the other checks then apply to it.
-PENDING_MERGE = {
-
-    "PLAY_INTEGRITY_CREDENTIALS", "PLAY_INTEGRITY_DECRYPTION_KEY",     # Play Integrity
-}
 
 SPECS = {spec.name: spec for spec in config.SETTINGS}
 BINDINGS = [(fn.get_function_name(), b.get_dict_repr()) for fn in indexed_functions(function_app.app)
@@ -94,13 +87,8 @@ def test_secret_settings_are_key_vault_references():
 
 
 def test_every_azure_setting_is_read_by_the_code_or_the_platform():
-    unknown = sorted(set(azure_app_settings()) - set(SPECS) - PLATFORM_SETTINGS - PENDING_MERGE)
+    unknown = sorted(set(azure_app_settings()) - set(SPECS) - PLATFORM_SETTINGS)
     assert not unknown, f"Azure sets settings nothing reads (typo? declare them in shared_code.config): {unknown}"
-
-
-def test_pending_merge_names_are_dropped_once_declared():
-    declared = sorted(PENDING_MERGE & set(SPECS))
-    assert not declared, f"now declared in shared_code.config: remove from PENDING_MERGE in {__name__}: {declared}"
 
 
 def test_azure_settings_parse(monkeypatch, tmp_path):

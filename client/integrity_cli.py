@@ -1,0 +1,113 @@
+"""``python -m client integrity …`` and ``device status``: Play Integrity from the device's side.
+
+The integrity token itself comes from the Android app (Play Integrity API); this CLI hands it to
+the server. For a classic request, the app's ``nonce`` must be a fresh server challenge
+(``integrity nonce`` prints one); for a standard request, pass the app's ``requestHash``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from client.cli import CommandError, _clean, _client
+from client.state import load_state
+
+MAX_TOKEN_FILE_BYTES = 64 * 1024
+
+
+def add_integrity_commands(commands: Any, device_commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``integrity nonce|verify`` and ``device status`` on the parser's subcommands."""
+    integrity = commands.add_parser("integrity", help="verify Google Play Integrity tokens with the server",
+                                    description="Hand Play Integrity tokens from the Android app to the server.")
+    actions = integrity.add_subparsers(dest="integrity_command", metavar="ACTION", required=True)
+
+    nonce = actions.add_parser("nonce", parents=[common], help="print a fresh challenge to use as the classic request nonce",
+                               description="GET /api/challenge and print it: pass it as the nonce of a classic "
+                                           "Play Integrity request, then verify the token within its lifetime.")
+    nonce.set_defaults(handler=cmd_integrity_nonce)
+
+    verify = actions.add_parser(
+        "verify", parents=[common], help="POST /verify an integrity token",
+        description="Send the integrity token in FILE to POST /verify. Exit status 0 when the verdict is "
+                    "valid, 1 when a check failed (the failed checks are printed) or the server refused.")
+    verify.add_argument("--token-file", required=True, metavar="FILE",
+                        help="file holding the token the app got from Play ('-' for stdin)")
+    verify.add_argument("--request-hash", metavar="HASH",
+                        help="standard request: the requestHash the app gave Play (omit for classic requests)")
+    verify.add_argument("--json", action="store_true", help="print the server's JSON answer")
+    verify.set_defaults(handler=cmd_integrity_verify)
+
+    status = device_commands.add_parser("status", parents=[common],
+                                        help="show the device record on the server, with its latest integrity verdict",
+                                        description="GET /api/device: registration, attestation and the latest "
+                                                    "Play Integrity verdict as the server has them.")
+    status.add_argument("--json", action="store_true", help="print the server's JSON answer")
+    status.set_defaults(handler=cmd_device_status)
+
+
+def _read_token(name: str) -> str:
+    if name == "-":
+        text = sys.stdin.read(MAX_TOKEN_FILE_BYTES + 1)
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise CommandError(f"{name}: not a readable file")
+        with path.open(encoding="ascii", errors="replace") as handle:
+            text = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+    token = text.strip()
+    if not token or len(text) > MAX_TOKEN_FILE_BYTES:
+        raise CommandError(f"{name}: expected one integrity token (at most {MAX_TOKEN_FILE_BYTES} bytes)")
+    return token
+
+
+def cmd_integrity_nonce(args: argparse.Namespace, out: TextIO) -> int:
+    result = _client(load_state(args.home), args).challenge()
+    print(_clean(str(result.get("challenge"))), file=out)
+    print(f"valid until {_clean(str(result.get('expires_at')))}", file=sys.stderr)
+    return 0
+
+
+def _print_integrity(result: dict[str, Any] | None, out: TextIO) -> None:
+    if not result:
+        print(f"{'integrity:':<12} never verified", file=out)
+        return
+    verdict = result.get("verdict") or {}
+    failed = ", ".join(_clean(str(check)) for check in result.get("failed_checks") or []) or "none"
+    rows = [
+        ("integrity", "valid" if result.get("valid") else "NOT valid"),
+        ("failed", failed),
+        ("checked", result.get("checked_at")),
+        ("request", verdict.get("request_type")),
+        ("app", verdict.get("app_recognition")),
+        ("device", " ".join(str(label) for label in verdict.get("device_recognition") or []) or "-"),
+        ("licensing", verdict.get("app_licensing")),
+    ]
+    for label, value in rows:
+        print(f"{label + ':':<12} {_clean(str(value))}", file=out)
+
+
+def cmd_integrity_verify(args: argparse.Namespace, out: TextIO) -> int:
+    token = _read_token(args.token_file)
+    result = _client(load_state(args.home), args).verify_integrity(token, args.request_hash)
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+    else:
+        _print_integrity(result, out)
+    return 0 if result.get("valid") is True else 1
+
+
+def cmd_device_status(args: argparse.Namespace, out: TextIO) -> int:
+    result = _client(load_state(args.home), args).device_info()
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+        return 0
+    device = result.get("device") or {}
+    for label, key in (("deviceid", "deviceid"), ("registered", "registered_at"), ("key type", "key_type"),
+                       ("attested", "attested_at")):
+        print(f"{label + ':':<12} {_clean(str(device.get(key) or 'no'))}", file=out)
+    _print_integrity(device.get("integrity"), out)
+    return 0

@@ -1,0 +1,116 @@
+"""Play Integrity verification for a device (seed 000 ``POST /verify``) and the upload gate.
+
+Flow of :func:`verify_token`, after Google's server-side guidance
+(developer.android.com/google/play/integrity/classic, /standard and /verdicts):
+
+1. decode the token (:mod:`shared_code.integrity_decode`: Google's decodeIntegrityToken or the
+   app's own keys); an undecodable token is 400, an unreachable Google 503, nothing stored;
+2. record the token as used (container ``integrity_tokens``, id = SHA-256 of the token, an
+   atomic create): a second use fails ``token_unused``;
+3. the stateless checks of :mod:`shared_code.integrity_policy`, and for a classic request the
+   nonce: it must be a live challenge issued to this device by ``/api/challenge``, and is
+   consumed (``nonce``); for a standard request ``requestHash`` must equal the declared hash;
+4. store the result on the device record (latest verdict wins) and return it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from shared_code import challenges, cosmos, devices, integrity_decode, integrity_policy
+from shared_code.config import get_settings
+from shared_code.crypto import sha256_hex
+from shared_code.errors import Forbidden, Unauthorized
+from shared_code.timeutil import from_iso, to_iso, utc_now
+
+log = logging.getLogger("trustgate.integrity")
+
+
+def _expectations(request_hash: str | None) -> integrity_policy.Expectations:
+    settings = get_settings()
+    return integrity_policy.Expectations(
+        package_name=settings.play_integrity_package_name,
+        cert_digests=settings.play_integrity_cert_digests,
+        min_device=settings.play_integrity_min_device,
+        require_licensed=settings.play_integrity_require_licensed,
+        max_age_seconds=settings.play_integrity_max_age_seconds,
+        request_hash=request_hash,
+    )
+
+
+def _first_use(token: str, deviceid: str) -> bool:
+    """Record ``token`` as used; ``False`` when it was used before (by any device).
+
+    Expiring state (see :class:`shared_code.cosmos.ContainerSpec`): kept for the longest time a
+    token can pass the timestamp check, after which it could not pass anyway. A record that
+    outlives its ``expires_at`` (no native TTL on the emulator) still counts as used.
+    """
+    ttl = get_settings().play_integrity_max_age_seconds + 2 * integrity_policy.CLOCK_SKEW_SECONDS
+    now = utc_now()
+    item = {"id": sha256_hex(token), "deviceid": deviceid, "used_at": to_iso(now),
+            "expires_at": to_iso(now + timedelta(seconds=ttl)), "ttl": ttl}
+    try:
+        cosmos.create_item(cosmos.INTEGRITY_TOKENS, item)
+    except cosmos.AlreadyExists:
+        return False
+    return True
+
+
+def _nonce_is_live_challenge(deviceid: str, payload: dict[str, Any]) -> bool:
+    value = integrity_policy.nonce(payload)
+    if value is None:
+        return False
+    try:
+        challenges.consume_challenge(deviceid, value)
+    except Unauthorized:
+        return False
+    return True
+
+
+def verify_token(device: dict[str, Any], token: str, request_hash: str | None = None) -> dict[str, Any]:
+    """Verify a Play Integrity ``token`` for ``device``; returns and stores the result::
+
+        {"valid": bool, "verdict": integrity_policy.summarize(...), "failed_checks": [names],
+         "checked_at": iso}
+
+    ``request_hash`` given → standard request (compared with ``requestHash``); omitted →
+    classic request (``nonce`` must be this device's live challenge). Raises
+    :class:`~shared_code.integrity_decode.InvalidIntegrityToken` (400),
+    :class:`~shared_code.errors.ServiceUnavailable` (503) and
+    :class:`~shared_code.config.ConfigError` (500), storing nothing in those cases.
+    """
+    payload = integrity_decode.decode_token(token)
+    now = utc_now()
+    failed = integrity_policy.evaluate(payload, _expectations(request_hash), now)
+    if request_hash is None and not _nonce_is_live_challenge(device["id"], payload):
+        failed.append(integrity_policy.NONCE)
+    if not _first_use(token, device["id"]):
+        failed.append(integrity_policy.TOKEN_UNUSED)
+    result = {
+        "valid": not failed,
+        "verdict": integrity_policy.summarize(payload, "classic" if request_hash is None else "standard"),
+        "failed_checks": failed,
+        "checked_at": to_iso(now),
+    }
+    devices.record_integrity(device, result)
+    log.info("integrity verdict for %s: valid=%s failed=%s", device["id"], result["valid"], ",".join(failed))
+    return result
+
+
+def require_recent_pass(device: dict[str, Any]) -> None:
+    """The upload gate: with ``REQUIRE_INTEGRITY_FOR_UPLOAD`` set, the device's latest verdict
+    must be passing and younger than ``PLAY_INTEGRITY_MAX_AGE_SECONDS``.
+
+    Raises :class:`~shared_code.errors.Forbidden` ``integrity_required`` (403) otherwise.
+    """
+    settings = get_settings()
+    if not settings.require_integrity_for_upload:
+        return
+    latest = device.get("integrity") or {}
+    checked_at = latest.get("checked_at")
+    fresh = bool(checked_at) and utc_now() - from_iso(checked_at) <= timedelta(
+        seconds=settings.play_integrity_max_age_seconds)
+    if latest.get("valid") is not True or not fresh:
+        raise Forbidden("integrity_required", "verify the device with Play Integrity (POST /verify) before uploading")
