@@ -5,39 +5,24 @@ Uses its own emulators (function scope) so stopping them does not disturb other 
 
 import pytest
 
-from devhost.emulators import running_emulators
-from devhost.provision import provision
 from shared_code import cosmos, message_log
-from tests.conftest import reset_app_state
 from tests.support.gatherer import Gatherer
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def own_stack(tmp_path, monkeypatch):
-    with running_emulators(tmp_path) as stack:
-        for key, value in stack.settings().items():
-            monkeypatch.setenv(key, value)
-        reset_app_state()
-        provision()
-        yield stack
-    monkeypatch.undo()
-    reset_app_state()
-
-
-def test_blob_outage_gives_503_and_leaves_the_user_authenticated(own_stack):
+def test_blob_outage_gives_503_and_leaves_the_user_authenticated(private_stack):
     user = Gatherer().login()
-    own_stack.stop_blob()
+    private_stack.stop_blob()
     status, body = user.send("lost?")
     assert (status, body["message"], body["code"]) == (503, "service_unavailable", 503)
     record = cosmos.read_item(cosmos.GATHERER_USERS, user.username, user.username)
     assert record["state"] == "authenticated"
 
 
-def test_cosmos_outage_gives_503_for_every_step_and_writes_no_message(own_stack):
+def test_cosmos_outage_gives_503_for_every_step_and_writes_no_message(private_stack):
     user = Gatherer().login()
-    own_stack.stop_cosmos()
+    private_stack.stop_cosmos()
     assert Gatherer().identify()[0] == 503
     assert user.authenticate()[0] == 503
     assert user.send("not checked, not stored")[0] == 503

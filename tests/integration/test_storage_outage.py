@@ -6,30 +6,21 @@ Uses its own emulators (function scope) so stopping them does not disturb other 
 
 import pytest
 
-from devhost.emulators import running_emulators
-from devhost.provision import provision
 from shared_code import blobs, cosmos, device_files
 from shared_code.config import get_settings
 from shared_code.errors import ServiceUnavailable
-from tests.conftest import reset_app_state
 from tests.support.devices import DeviceActor, call
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def own_stack(tmp_path, monkeypatch):
-    with running_emulators(tmp_path) as stack:
-        for key, value in stack.settings().items():
-            monkeypatch.setenv(key, value)
-        reset_app_state()
-        provision()
-        actor = DeviceActor()
-        actor.register()
-        actor.attest()
-        yield stack, actor
-    monkeypatch.undo()
-    reset_app_state()
+def own_stack(private_stack):
+    """The test's own emulators and a registered, attested device on them."""
+    actor = DeviceActor()
+    actor.register()
+    actor.attest()
+    return private_stack, actor
 
 
 def _blob_names() -> list[str]:

@@ -15,14 +15,7 @@ from shared_code.errors import Unauthorized
 from shared_code.timeutil import utc_now
 
 
-@pytest.fixture(autouse=True)
-def _settings(monkeypatch: pytest.MonkeyPatch):
-    """JWT_SECRET comes from TEST_SETTINGS; the endpoint is required by the settings model."""
-    monkeypatch.setenv("COSMOS_ENDPOINT", "https://unused.documents.azure.com:443/")
-    config.reset_settings()
-    yield
-    monkeypatch.undo()
-    config.reset_settings()
+pytestmark = pytest.mark.usefixtures("offline_settings")
 
 
 def _issued_at(seconds_ago: int) -> str:

@@ -11,14 +11,7 @@ from shared_code import config
 from shared_code.passwords import hash_password, verify_password
 
 
-@pytest.fixture(autouse=True)
-def _settings(monkeypatch: pytest.MonkeyPatch):
-    """Only the pepper matters here; the endpoint is required by the settings model."""
-    monkeypatch.setenv("COSMOS_ENDPOINT", "https://unused.documents.azure.com:443/")
-    config.reset_settings()
-    yield
-    monkeypatch.undo()
-    config.reset_settings()
+pytestmark = pytest.mark.usefixtures("offline_settings")
 
 
 def test_hash_is_bcrypt_at_cost_12_and_holds_no_password() -> None:
