@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 from devhost.settings import get_number, get_setting  # noqa: E402
 
 if TYPE_CHECKING:
+    from devhost.mailbox import Mailbox
     from devhost.server import RunningHost
 
 log = logging.getLogger("devhost")
@@ -44,13 +45,13 @@ def use_example_settings_if_needed() -> None:
 
 
 @contextlib.contextmanager
-def local_emulators() -> Iterator[None]:
+def local_emulators() -> Iterator[Mailbox | None]:
     """Start the emulators and the local mailbox and put their endpoints into ``os.environ``
-    (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0)."""
-    with local_mailbox():
+    (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0). Yields the mailbox (see :func:`local_mailbox`)."""
+    with local_mailbox() as mailbox:
         if get_setting("DEVHOST_EMULATORS", "1") == "0":
             log.info("DEVHOST_EMULATORS=0: using the storage and Cosmos DB endpoints from the settings")
-            yield
+            yield mailbox
             return
         from devhost.emulators import running_emulators
 
@@ -58,17 +59,18 @@ def local_emulators() -> Iterator[None]:
         with running_emulators(quiet=True) as emulators:
             os.environ.update(emulators.settings())
             log.info("Azurite on port %d, cosmosdb-server on port %d", emulators.blob_port, emulators.cosmos_port)
-            yield
+            yield mailbox
 
 
 @contextlib.contextmanager
-def local_mailbox() -> Iterator[None]:
+def local_mailbox() -> Iterator[Mailbox | None]:
     """Run the dev SMTP server (:mod:`devhost.mailbox`) on a free port and point ``SMTP_*`` at it:
-    every mail is kept in ``.devhost/mail/`` and OTP mails are printed on the console.
-    With ``DEVHOST_MAILBOX=0`` the ``SMTP_*`` settings are used as they are."""
+    every mail is kept in ``.devhost/mail/`` and OTP mails are printed on the console. Yields the
+    running :class:`~devhost.mailbox.Mailbox` (read codes with its ``latest_otp``), or ``None`` with
+    ``DEVHOST_MAILBOX=0``: then the ``SMTP_*`` settings are used as they are."""
     if get_setting("DEVHOST_MAILBOX", "1") == "0":
         log.info("DEVHOST_MAILBOX=0: sending mail with the SMTP_* settings")
-        yield
+        yield None
         return
     from devhost.mailbox import running_mailbox, smtp_settings
 
@@ -76,7 +78,7 @@ def local_mailbox() -> Iterator[None]:
     with running_mailbox(folder=folder, echo=True) as mailbox:
         os.environ.update(smtp_settings(mailbox))
         log.info("mailbox (SMTP) on port %d, mails kept in %s", mailbox.port, folder)
-        yield
+        yield mailbox
 
 
 def describe(function: func.Function, route_prefix: str) -> str:
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost", description="Local host for the TrustGate Functions app.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the emulators and serve the app on $PORT (default 7071)")
-    commands.add_parser("demo", help="run the device demo against a fresh local stack (extra arguments go to it)")
+    commands.add_parser("demo", help="run the demo (devices, messages, file store) against a fresh local stack (extra arguments go to it)")
     options, extra = parser.parse_known_args(argv)
     if extra and options.command != "demo":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -4,7 +4,9 @@ Starts Azurite and cosmosdb-server, serves the app on a free port, then drives t
 (``python -m client``) exactly as a user would: create a device key, register, attest, upload
 files of the repository plus a generated multi-megabyte capture, and list them. It waits for the
 blob trigger to verify every upload's digest, shows that a replayed challenge and a wrong device
-token are refused, prints a summary and stops everything. Exit code 0 only if every check held.
+token are refused, runs the message gatherer (:mod:`devhost.demo_messages`) and the encrypted
+file store (:mod:`devhost.demo_files`: two users, a shared file, a revoked grant), prints a summary
+and stops everything. Exit code 0 only if every check held.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from devhost.__main__ import ROOT, local_emulators, use_example_settings_if_needed
+from devhost.demo_files import file_store_demo
 from devhost.demo_messages import message_demo
 
 DEMO_FILES = ("README.md", "host.json", "local.settings.example.json")
@@ -80,7 +83,7 @@ def main() -> int:
     """Run the demo; returns the process exit code."""
     use_example_settings_if_needed()
     results: list[bool] = []
-    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, local_emulators():
+    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, local_emulators() as mailbox:
         from devhost.emulators import free_port
         from devhost.provision import provision
         from devhost.server import serving
@@ -116,6 +119,7 @@ def main() -> int:
                        entry.get("sha256") == digest and entry.get("status") == "verified", results)
             _security_checks(client, state.device_token, results)
             message_demo(host.base_url, lambda label, ok: _check(label, ok, results))
+            file_store_demo(host.base_url, mailbox, Path(tmp) / "users", lambda label, ok: _check(label, ok, results))
     passed = sum(results)
     print(f"\ndemo: {passed} passed, {len(results) - passed} failed", flush=True)
     return 0 if results and all(results) else 1
