@@ -5,7 +5,7 @@ Handlers only parse, call :mod:`shared_code.accounts`, and map the result to a J
 
 import azure.functions as func
 
-from shared_code import accounts
+from shared_code import accounts, auth_throttle
 from shared_code.http import handle_errors, json_response, read_json_object, require_string
 
 accounts_bp = func.Blueprint()
@@ -25,7 +25,8 @@ def _credentials(req: func.HttpRequest, secret_field: str, max_length: int) -> t
 @accounts_bp.route(route="register", methods=["POST"])
 @handle_errors
 def register(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /register {email, password} → 200 registration_pending / 400 user_exists, weak_password / 503."""
+    """POST /register {email, password} → 200 registration_pending / 400 user_exists, weak_password / 429 / 503."""
+    auth_throttle.admit_client(req.headers, "register")
     email, password = _credentials(req, "password", MAX_PASSWORD_CHARS)
     accounts.register(email, password)
     return json_response(200, "registration_pending")
@@ -43,7 +44,8 @@ def verify_register(req: func.HttpRequest) -> func.HttpResponse:
 @accounts_bp.route(route="login", methods=["POST"])
 @handle_errors
 def login(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /login {email, password} → 200 login_otp_sent / 401 login_failed (unknown email or wrong password)."""
+    """POST /login {email, password} → 200 login_otp_sent / 401 login_failed (unknown email or wrong password) / 429."""
+    auth_throttle.admit_client(req.headers, "login")
     email, password = _credentials(req, "password", MAX_PASSWORD_CHARS)
     accounts.login(email, password)
     return json_response(200, "login_otp_sent")

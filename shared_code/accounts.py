@@ -11,11 +11,16 @@ Login: ``login`` answers ``login_failed`` for an unknown email and for a wrong p
 after the same work (one point read and one bcrypt check, against a dummy hash when there is no
 user), so neither the answer nor the time says whether an account exists (OWASP Authentication
 Cheat Sheet). ``verify_login`` turns a good login code into a session id.
+
+Throttling (:mod:`shared_code.auth_throttle`): ``login`` counts an attempt on the email, known or
+not, before the password is checked, and refuses an address whose OTP mail limit is spent before
+the check too, so a 429 says nothing about the password or the account. Every code mail counts
+against the address's mail limit (:func:`shared_code.otp.send_code`).
 """
 
 from __future__ import annotations
 
-from shared_code import cosmos, otp, sessions
+from shared_code import auth_throttle, cosmos, otp, sessions
 from shared_code.errors import BadRequest, Forbidden, Unauthorized
 from shared_code.password_policy import check_password
 from shared_code.passwords import hash_password, verify_password
@@ -27,14 +32,17 @@ def register(email: str, password: str) -> str:
     """Start registering ``email`` (raw input) with ``password``; mails a registration code.
 
     Returns the normalised email. Raises :class:`~shared_code.errors.BadRequest`
-    ``invalid_email`` / ``weak_password`` / ``user_exists``, and
-    :class:`~shared_code.errors.ServiceUnavailable` when mail or Cosmos DB is down (then nothing
-    new is stored). A repeated call replaces the pending registration and its code.
+    ``invalid_email`` / ``weak_password`` / ``user_exists``,
+    :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` when the address's OTP mail
+    limit is spent, and :class:`~shared_code.errors.ServiceUnavailable` when mail or Cosmos DB is
+    down (in both cases nothing new is stored or mailed). A repeated call replaces the pending
+    registration and its code.
     """
     address = normalize_email(email)
     check_password(password, address)
     if get_user(address) is not None:
         raise BadRequest("user_exists", "an account with this email already exists")
+    auth_throttle.check_mail(address)  # before the costly hash; send_code counts the mail
     otp.send_code(address, otp.REGISTER, {"password_hash": hash_password(password)})
     return address
 
@@ -68,9 +76,13 @@ def login(email: str, password: str) -> str:
 
     Raises :class:`~shared_code.errors.Unauthorized` ``login_failed`` for an unknown email and a
     wrong password alike, :class:`~shared_code.errors.BadRequest` ``invalid_email`` for an address
-    that is not one, :class:`~shared_code.errors.ServiceUnavailable` on an outage.
+    that is not one, :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` (429, before
+    the password is checked) over ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on the email or when
+    its mail limit is spent, :class:`~shared_code.errors.ServiceUnavailable` on an outage.
     """
     address = normalize_email(email)
+    auth_throttle.admit_attempt("login", address)
+    auth_throttle.check_mail(address)
     user = get_user(address)
     if not verify_password(password, user.get("password_hash") if user else None):
         raise Unauthorized("login_failed", "wrong email or password")

@@ -119,6 +119,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PLAY_INTEGRITY_REQUIRE_LICENSED", "false", "require appLicensingVerdict LICENSED"),
     SettingSpec("PLAY_INTEGRITY_TIMEOUT_SECONDS", "10", "google mode: connect/read timeout for Google's token and decode endpoints, seconds"),
     SettingSpec("REQUIRE_INTEGRITY_FOR_UPLOAD", "false", "refuse /upload-file for devices without a recent passing Play Integrity verdict"),
+    SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
+    SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login and /authenticate (each)"),
+    SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -190,6 +193,9 @@ class Settings:
     play_integrity_require_licensed: bool
     play_integrity_timeout_seconds: int
     require_integrity_for_upload: bool
+    login_rate_limit_per_minute: int
+    login_client_rate_limit_per_minute: int
+    mail_rate_limit_per_hour: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -348,6 +354,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         play_integrity_require_licensed=r.boolean("PLAY_INTEGRITY_REQUIRE_LICENSED"),
         play_integrity_timeout_seconds=r.integer("PLAY_INTEGRITY_TIMEOUT_SECONDS", 1, 60),
         require_integrity_for_upload=r.boolean("REQUIRE_INTEGRITY_FOR_UPLOAD"),
+        login_rate_limit_per_minute=r.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
+        login_client_rate_limit_per_minute=r.integer("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
+        mail_rate_limit_per_hour=r.integer("MAIL_RATE_LIMIT_PER_HOUR", 1, 1_000_000),
     )
 
 

@@ -25,7 +25,7 @@ import logging
 import re
 from typing import Any
 
-from shared_code import access_tokens, cosmos
+from shared_code import access_tokens, auth_throttle, cosmos
 from shared_code.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
 from shared_code.passwords import hash_password, verify_password
 from shared_code.timeutil import to_iso, utc_now
@@ -81,8 +81,12 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
     :mod:`shared_code.passwords`). Raises :class:`~shared_code.errors.Conflict`
     ``not_identified`` (409) when the user is unknown or not in state Identified,
     :class:`~shared_code.errors.Unauthorized` ``invalid_credentials`` (401) for a wrong password
-    (the state stays Identified), ``state_conflict`` (409) when a racing request won.
+    (the state stays Identified), ``state_conflict`` (409) when a racing request won, and
+    :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` (429, before the user is read,
+    so known and unknown names and right and wrong passwords are alike) over
+    ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.auth_throttle`).
     """
+    auth_throttle.admit_attempt("authenticate", username)
     user = _read(username)
     if user is None or user.get("state") != IDENTIFIED:
         raise Conflict("not_identified", "send IDENTIFY for this user first")

@@ -22,7 +22,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from shared_code import cosmos, mail
+from shared_code import auth_throttle, cosmos, mail
 from shared_code.config import get_settings
 from shared_code.crypto import keyed_hash, keyed_hash_matches
 from shared_code.errors import Unauthorized
@@ -88,9 +88,13 @@ def send_code(email: str, purpose: str, payload: dict[str, Any] | None = None) -
     """Mail a new code to ``email`` for ``purpose``, then store it (replacing the previous code).
 
     The mail is sent first: when SMTP fails nothing is stored and the previous code stays as it
-    was. Returns the expiry. Raises :class:`~shared_code.errors.ServiceUnavailable`
-    (``mail_unavailable`` or the database's) on an outage.
+    was. Returns the expiry. Raises :class:`~shared_code.errors.TooManyRequests`
+    ``rate_limited`` when ``email`` already had ``MAIL_RATE_LIMIT_PER_HOUR`` mails this hour
+    (:mod:`shared_code.auth_throttle`; nothing is mailed or stored), and
+    :class:`~shared_code.errors.ServiceUnavailable` (``mail_unavailable`` or the database's) on
+    an outage.
     """
+    auth_throttle.admit_mail(email)
     code = new_code()
     mail.send(mail.otp_message(email, code, purpose, get_settings().otp_ttl_seconds))
     return store(email, purpose, code, payload)

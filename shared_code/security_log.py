@@ -13,6 +13,8 @@ import json
 import logging
 from typing import Any
 
+from shared_code.crypto import sha256_hex
+
 log = logging.getLogger("trustgate.security")
 
 TOKEN_REF_CHARS = 12
@@ -36,3 +38,9 @@ def security_event(event: str, *, level: int = logging.INFO, **fields: Any) -> d
     log.log(level, "security_event %s", json.dumps(record, separators=(",", ":"), sort_keys=True, default=str),
             extra={"security_event": record})
     return record
+
+
+def subject_ref(subject: str) -> str:
+    """A short reference to an account name or email address in a security event: the first 12
+    hex digits of its SHA-256, so one subject's events correlate without writing it in clear."""
+    return sha256_hex(subject)[:TOKEN_REF_CHARS]

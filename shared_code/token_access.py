@@ -10,7 +10,7 @@ from typing import Mapping
 from shared_code import rate_limit
 from shared_code.client_address import address_label, client_address, is_allowed
 from shared_code.config import get_settings
-from shared_code.errors import Forbidden, TooManyRequests
+from shared_code.errors import Forbidden
 from shared_code.security_log import security_event
 
 WINDOW_SECONDS = 60
@@ -34,12 +34,9 @@ def admit(headers: Mapping[str, str], endpoint: str, *, rate_limited: bool = Tru
         security_event("ip_forbidden", level=logging.WARNING, client=client, endpoint=endpoint)
         raise Forbidden("ip_forbidden", "this client address may not call the token endpoints")
     if rate_limited:
-        decision = rate_limit.hit(endpoint, client, settings.token_rate_limit_per_minute, WINDOW_SECONDS)
-        if not decision.allowed:
-            security_event("rate_limited", level=logging.WARNING, client=client, endpoint=endpoint,
-                           limit=settings.token_rate_limit_per_minute, retry_after=decision.retry_after)
-            raise TooManyRequests("rate_limited", f"at most {settings.token_rate_limit_per_minute} requests a minute",
-                                  headers={"Retry-After": str(decision.retry_after)})
+        limit = settings.token_rate_limit_per_minute
+        rate_limit.enforce(endpoint, client, limit, WINDOW_SECONDS, f"at most {limit} requests a minute",
+                           client=client, endpoint=endpoint)
     return client
 
 

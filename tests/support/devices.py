@@ -54,11 +54,17 @@ def sign(key, message: bytes, pss: bool = False) -> str:
     return base64.b64encode(raw).decode()
 
 
+def respond(name: str, method: str, path: str, *, headers: dict | None = None, body: bytes = b"",
+            params: dict | None = None) -> func.HttpResponse:
+    """Invoke a registered handler directly; returns its response (status, headers, body)."""
+    req = func.HttpRequest(method, f"http://localhost/{path}", headers=headers or {}, params=params or {}, body=body)
+    return HANDLERS[name](req)
+
+
 def call(name: str, method: str, path: str, *, headers: dict | None = None, body: bytes = b"",
          params: dict | None = None) -> tuple[int, dict[str, Any]]:
     """Invoke a registered handler directly; returns ``(status, parsed JSON body)``."""
-    req = func.HttpRequest(method, f"http://localhost/{path}", headers=headers or {}, params=params or {}, body=body)
-    resp = HANDLERS[name](req)
+    resp = respond(name, method, path, headers=headers, body=body, params=params)
     return resp.status_code, json.loads(resp.get_body())
 
 
