@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 import threading
 
-from zxcvbn import zxcvbn
-
 from shared_code.config import get_settings
 from shared_code.errors import BadRequest
 
@@ -48,6 +46,10 @@ def check_password(password: str, email: str) -> None:
         raise BadRequest("weak_password", f"the password must have at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
         raise BadRequest("weak_password", f"the password may have at most {MAX_LENGTH} characters")
+    # Imported on first use: zxcvbn builds its dictionaries at import (~30 ms), which only
+    # registrations need, not the cold start of every other endpoint.
+    from zxcvbn import zxcvbn
+
     scored = password[:SCORED_PREFIX]
     with _zxcvbn_lock:
         result = zxcvbn(scored, user_inputs=_user_inputs(email), max_length=SCORED_PREFIX)
