@@ -27,7 +27,7 @@ def _client(live_app, prefix: str) -> tuple[User, FilesClient]:
 
 
 def test_owner_shares_a_real_file_and_revocation_cuts_the_friend_off_over_http(live_app, tmp_path):
-    (alice, alice_files), (bob, bob_files) = _client(live_app, "alice"), _client(live_app, "bob")
+    (_, alice_files), (bob, bob_files) = _client(live_app, "alice"), _client(live_app, "bob")
     source = tmp_path / "quarterly report.pdf"
     source.write_bytes(b"%PDF-1.7\n" + os.urandom(700_000) + b"\n%%EOF\n")
     name = unique_name("quarterly")

@@ -9,7 +9,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from shared_code import access_tokens, config
+from shared_code import access_tokens
 from shared_code.config import get_settings
 from shared_code.errors import Unauthorized
 from shared_code.timeutil import utc_now
