@@ -64,6 +64,16 @@ def keyed_hash_matches(key: bytes, value: str, expected_hex: str) -> bool:
         return False
 
 
+def b64encode_text(data: bytes) -> str:
+    """``data`` as standard base64 text with padding (RFC 4648 §4)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64url_encode(data: bytes) -> str:
+    """``data`` as unpadded base64url text (RFC 4648 §5), for opaque tokens; :func:`b64decode_strict` reads it."""
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
 def b64decode_strict(text: str) -> bytes:
     """Decode standard or URL-safe base64 (padding optional); raises ``ValueError`` on bad input."""
     cleaned = text.strip().replace("-", "+").replace("_", "/")

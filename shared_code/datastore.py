@@ -13,7 +13,6 @@ owner and its grantees, checked on every request.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -21,7 +20,7 @@ from azure.storage.blob import BlobClient, ContentSettings
 
 from shared_code import blobs, kms
 from shared_code.config import get_settings
-from shared_code.crypto import b64decode_strict
+from shared_code.crypto import b64decode_strict, b64encode_text
 from shared_code.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 
 IV_BYTES = 12
@@ -41,7 +40,7 @@ class Envelope:
 
     def to_json(self) -> dict[str, str]:
         """The three envelope fields of the API, base64 (standard alphabet, padded)."""
-        return {name: _b64(getattr(self, name)) for name in ENVELOPE_FIELDS}
+        return {name: b64encode_text(getattr(self, name)) for name in ENVELOPE_FIELDS}
 
 
 def max_body_bytes() -> int:
@@ -92,8 +91,8 @@ def store(email: str, file_name: str, envelope: Envelope) -> None:
         raise Forbidden("permission_denied", "only the owner of the file's KMS key may upload it")
     if len(envelope.encrypted_aes_key) != key["key_bits"] // 8:
         raise BadRequest("invalid_field", "'encrypted_aes_key' must be RSA-OAEP output under the file's KMS key")
-    metadata = {"encrypted_aes_key": _b64(envelope.encrypted_aes_key),
-                "encrypted_aes_iv": _b64(envelope.encrypted_aes_initial_vector)}
+    metadata = {"encrypted_aes_key": b64encode_text(envelope.encrypted_aes_key),
+                "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector)}
     with blobs.storage_errors("encrypted upload"):
         try:
             _blob(file_name).upload_blob(envelope.encrypted_data, overwrite=False, metadata=metadata,
@@ -123,7 +122,3 @@ def fetch(email: str, file_name: str) -> Envelope:
 
 def _blob(file_name: str) -> BlobClient:
     return blobs.container_client(get_settings().encrypted_files_container).get_blob_client(kms.key_id(file_name))
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

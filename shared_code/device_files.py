@@ -11,8 +11,6 @@ client's file name is only metadata). A record in container ``files`` (partition
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import unicodedata
 import uuid
@@ -28,6 +26,7 @@ from shared_code.config import get_settings
 from shared_code.crypto import (
     UnusableKey,
     b64decode_strict,
+    b64url_encode,
     keyed_hash,
     keyed_hash_matches,
     load_device_public_key,
@@ -208,15 +207,15 @@ def _continuation_subject(deviceid: str, token: str) -> str:
 
 def _encode_continuation(deviceid: str, token: str) -> str:
     """``base64url(cosmos token).hmac``: opaque to clients, bound to the device, tamper-evident."""
-    encoded = base64.urlsafe_b64encode(token.encode("utf-8")).decode("ascii").rstrip("=")
+    encoded = b64url_encode(token.encode("utf-8"))
     return f"{encoded}.{keyed_hash(get_settings().device_token_pepper, _continuation_subject(deviceid, token))}"
 
 
 def _decode_continuation(deviceid: str, text: str) -> str:
     encoded, _, mac = text.partition(".")
     try:
-        token = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        token = b64decode_strict(encoded).decode("utf-8")
+    except ValueError:  # includes UnicodeDecodeError
         token = ""
     pepper = get_settings().device_token_pepper
     if not token or not keyed_hash_matches(pepper, _continuation_subject(deviceid, token), mac):

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared_code.config import ConfigError, get_settings
+from shared_code.crypto import b64encode_text
 from shared_code.errors import AppError
 
 ALGORITHM = "A256GCM"
@@ -83,7 +84,8 @@ def wrap(plaintext: bytes, key_id: str, kek: Kek | None = None) -> dict[str, str
     kek = kek or current_kek()
     nonce = os.urandom(NONCE_BYTES)
     ciphertext = AESGCM(kek.key).encrypt(nonce, plaintext, key_id.encode("utf-8"))
-    return {"alg": ALGORITHM, "kid": kek.kid, "nonce": _b64(nonce), "ciphertext": _b64(ciphertext)}
+    return {"alg": ALGORITHM, "kid": kek.kid,
+            "nonce": b64encode_text(nonce), "ciphertext": b64encode_text(ciphertext)}
 
 
 def unwrap(wrapped: dict[str, str], key_id: str, kek: Kek | None = None) -> bytes:
@@ -103,7 +105,3 @@ def unwrap(wrapped: dict[str, str], key_id: str, kek: Kek | None = None) -> byte
     except (InvalidTag, KeyError, ValueError, binascii.Error):
         raise KeyUnwrapFailed(detail=f"the KMS could not unwrap the file key with {SETTING} "
                                      "(wrong master key or altered record)") from None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -17,7 +17,6 @@ very next request), and listing a user's files one single-partition query.
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from typing import Any
 
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared_code import cosmos, key_wrap, users
 from shared_code.config import get_settings
+from shared_code.crypto import sha256_hex
 from shared_code.errors import BadRequest, NotFound, ServiceUnavailable
 from shared_code.timeutil import to_iso, utc_now
 
@@ -54,7 +54,7 @@ def validate_file_name(raw: object) -> str:
 
 def key_id(file_name: str) -> str:
     """The key id of a validated file name: SHA-256 (FIPS 180-4) of its UTF-8, lowercase hex."""
-    return hashlib.sha256(file_name.encode("utf-8")).hexdigest()
+    return sha256_hex(file_name)
 
 
 def create_key(owner: str, file_name: str) -> str:

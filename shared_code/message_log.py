@@ -17,8 +17,6 @@ a user's prefix gives one ordered stream: the order in which the service committ
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
@@ -33,6 +31,7 @@ from azure.storage.blob import BlobType, ContainerClient, ContentSettings
 
 from shared_code import blobs
 from shared_code.config import get_settings
+from shared_code.crypto import b64decode_strict, b64url_encode
 from shared_code.errors import BadRequest, ServiceUnavailable
 from shared_code.timeutil import to_iso, utc_now
 
@@ -148,7 +147,7 @@ def _create_if_missing(client: Any) -> None:
 
 def _encode_continuation(name: str, offset: int) -> str:
     raw = json.dumps({"b": name, "o": offset}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return b64url_encode(raw)
 
 
 def _decode_continuation(user: str, token: str) -> tuple[str, int]:
@@ -156,9 +155,9 @@ def _decode_continuation(user: str, token: str) -> tuple[str, int]:
     if len(token) > 512:
         raise invalid
     try:
-        document = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        document = json.loads(b64decode_strict(token))
         name, offset = document["b"], document["o"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError):
         raise invalid from None
     match = _NAME.fullmatch(name) if isinstance(name, str) else None
     # The blob must be the caller's own: the token is client-held and must not reach other users.
