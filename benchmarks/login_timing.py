@@ -59,7 +59,7 @@ def run(base_url: str, mailbox) -> dict[str, object]:
 def main() -> int:
     from benchmarks import stack
     from devhost.mailbox import running_mailbox, smtp_settings
-    from shared_code.config import reset_settings
+    from shared_code.platform.config import reset_settings
 
     with stack.emulators(), running_mailbox() as mailbox:
         os.environ.update({**smtp_settings(mailbox), **BENCH_SETTINGS})

@@ -50,7 +50,7 @@ def emulators() -> Iterator[StackSettings]:
     use_example_settings_if_needed()
     from devhost.emulators import running_emulators
     from devhost.provision import provision
-    from shared_code.config import reset_settings
+    from shared_code.platform.config import reset_settings
 
     with running_emulators(quiet=True) as running:
         settings = running.settings()

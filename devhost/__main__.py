@@ -107,7 +107,7 @@ def run() -> int:
     with local_emulators():
         from devhost.provision import provision
         from devhost.server import serving
-        from shared_code.config import reset_settings
+        from shared_code.platform.config import reset_settings
 
         reset_settings()
         try:

@@ -87,7 +87,7 @@ def main() -> int:
         from devhost.emulators import free_port
         from devhost.provision import provision
         from devhost.server import serving
-        from shared_code.config import reset_settings
+        from shared_code.platform.config import reset_settings
 
         reset_settings()
         provision()

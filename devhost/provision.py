@@ -9,8 +9,8 @@ from __future__ import annotations
 from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import CosmosClient, PartitionKey
 
-from shared_code import blobs, cosmos
-from shared_code.config import get_settings
+from shared_code.platform import blobs, cosmos
+from shared_code.platform.config import get_settings
 
 
 def blob_container_names() -> list[str]:
@@ -20,7 +20,7 @@ def blob_container_names() -> list[str]:
 
 
 def provision() -> None:
-    """Create what is missing of the database, the containers in :data:`shared_code.cosmos.CONTAINERS`
+    """Create what is missing of the database, the containers in :data:`shared_code.platform.cosmos.CONTAINERS`
     and the blob containers. Safe to run any number of times."""
     settings = get_settings()
     client: CosmosClient = cosmos.get_client()

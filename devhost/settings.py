@@ -1,6 +1,6 @@
 """Settings as the Functions host sees them: environment first, then ``local.settings.json``.
 
-Same sources and precedence as :mod:`shared_code.config` (which reads ``local.settings.json``, or
+Same sources and precedence as :mod:`shared_code.platform.config` (which reads ``local.settings.json``, or
 the file named by ``TRUSTGATE_LOCAL_SETTINGS``), but for any name: binding expressions such as
 ``%UPLOADS_CONTAINER%``, connection names and the devhost's own ``DEVHOST_*`` knobs.
 Nothing is cached, so a test that changes the environment sees the change at once.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from shared_code.config import local_settings_values
+from shared_code.platform.config import local_settings_values
 
 _PLACEHOLDER = re.compile(r"%([^%\s]+)%")
 

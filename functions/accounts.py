@@ -6,7 +6,7 @@ Handlers only parse, call :mod:`shared_code.accounts`, and map the result to a J
 import azure.functions as func
 
 from shared_code import accounts, auth_throttle
-from shared_code.http import handle_errors, json_response, read_json_object, require_string
+from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 
 accounts_bp = func.Blueprint()
 

@@ -6,11 +6,11 @@ Handlers only parse, call :mod:`shared_code`, and map the result to a JSON respo
 import azure.functions as func
 
 from shared_code import challenges, device_files, devices, integrity, integrity_decode
-from shared_code.config import get_settings
-from shared_code.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
-from shared_code.errors import BadRequest
-from shared_code.http import handle_errors, json_response, parse_int_param, read_json_object, read_multipart, require_string
-from shared_code.timeutil import to_iso
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
+from shared_code.platform.errors import BadRequest
+from shared_code.platform.http import handle_errors, json_response, parse_int_param, read_json_object, read_multipart, require_string
+from shared_code.platform.timeutil import to_iso
 
 devices_bp = func.Blueprint()
 

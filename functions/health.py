@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from shared_code.health import check_health
-from shared_code.http import handle_errors, json_response
+from shared_code.platform.health import check_health
+from shared_code.platform.http import handle_errors, json_response
 
 health_bp = func.Blueprint()
 

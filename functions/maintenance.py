@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from shared_code.purge import purge_expired
+from shared_code.platform.purge import purge_expired
 
 maintenance_bp = func.Blueprint()
 log = logging.getLogger("trustgate.maintenance")

@@ -7,10 +7,10 @@ import azure.functions as func
 
 from shared_code import auth_throttle, gatherer, message_log
 from shared_code.access_tokens import bearer_token
-from shared_code.config import get_settings
-from shared_code.errors import BadRequest
-from shared_code.http import handle_errors, json_response, parse_int_param, read_json_object, require_string
-from shared_code.timeutil import to_iso
+from shared_code.platform.config import get_settings
+from shared_code.platform.errors import BadRequest
+from shared_code.platform.http import handle_errors, json_response, parse_int_param, read_json_object, require_string
+from shared_code.platform.timeutil import to_iso
 
 messages_bp = func.Blueprint()
 

@@ -8,10 +8,10 @@ log the security event and respond. ``generate_token`` needs a function key in A
 import azure.functions as func
 
 from shared_code import token_access, tokens
-from shared_code.bearer import bearer_token
-from shared_code.http import handle_errors, json_response, read_json_object, require_string
-from shared_code.security_log import security_event, token_ref
-from shared_code.timeutil import to_iso
+from shared_code.platform.bearer import bearer_token
+from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
+from shared_code.platform.security_log import security_event, token_ref
+from shared_code.platform.timeutil import to_iso
 
 tokens_bp = func.Blueprint()
 

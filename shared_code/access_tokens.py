@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 
 import jwt
 
-from shared_code.config import get_settings
-from shared_code.crypto import random_token
-from shared_code.errors import Unauthorized
-from shared_code.timeutil import utc_now
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import random_token
+from shared_code.platform.errors import Unauthorized
+from shared_code.platform.timeutil import utc_now
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud", "jti")
@@ -49,7 +49,7 @@ def invalid_token(message: str, detail: str) -> Unauthorized:
 def issue_token(username: str) -> IssuedToken:
     """Sign a new access token for ``username`` valid for ``JWT_TTL_SECONDS`` from now.
 
-    Raises :class:`~shared_code.config.ConfigError` when ``JWT_SECRET`` is missing or short.
+    Raises :class:`~shared_code.platform.config.ConfigError` when ``JWT_SECRET`` is missing or short.
     """
     settings = get_settings()
     now = utc_now().replace(microsecond=0)
@@ -70,7 +70,7 @@ def issue_token(username: str) -> IssuedToken:
 def verify_token(token: str | None) -> dict:
     """The claims of a valid ``token`` (signature, ``exp``, ``iss``, ``aud``, all claims present).
 
-    Raises :class:`~shared_code.errors.Unauthorized` ``missing_token`` when there is none and
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``missing_token`` when there is none and
     ``invalid_token`` when it is malformed, expired, signed with another key or algorithm, or
     issued for another issuer or audience (the detail says which, never echoing the token).
     """

@@ -2,7 +2,7 @@
 emailed one-time code (:mod:`shared_code.otp`), ending in a session (:mod:`shared_code.sessions`).
 
 Registration: ``register`` checks the password policy, hashes the password (bcrypt over a
-peppered pre-hash, :mod:`shared_code.passwords`) and mails a code; the pending registration is the
+peppered pre-hash, :mod:`shared_code.platform.passwords`) and mails a code; the pending registration is the
 ``register`` OTP item, which carries the hash until the code is verified. ``verify_register``
 creates the user with a create-on-id in ``users`` (id = normalised email), so of any number of
 concurrent registrations of one address exactly one account is created.
@@ -20,21 +20,22 @@ against the address's mail limit (:func:`shared_code.otp.send_code`).
 
 from __future__ import annotations
 
-from shared_code import auth_throttle, cosmos, otp, sessions
-from shared_code.errors import BadRequest, Forbidden, Unauthorized
+from shared_code import auth_throttle, otp, sessions
+from shared_code.platform import cosmos
+from shared_code.platform.errors import BadRequest, Forbidden, Unauthorized
 from shared_code.password_policy import check_password
-from shared_code.passwords import hash_password, verify_password
-from shared_code.timeutil import to_iso, utc_now
+from shared_code.platform.passwords import hash_password, verify_password
+from shared_code.platform.timeutil import to_iso, utc_now
 from shared_code.users import get_user, normalize_email
 
 
 def register(email: str, password: str) -> str:
     """Start registering ``email`` (raw input) with ``password``; mails a registration code.
 
-    Returns the normalised email. Raises :class:`~shared_code.errors.BadRequest`
+    Returns the normalised email. Raises :class:`~shared_code.platform.errors.BadRequest`
     ``invalid_email`` / ``weak_password`` / ``user_exists``,
-    :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` when the address's OTP mail
-    limit is spent, and :class:`~shared_code.errors.ServiceUnavailable` when mail or Cosmos DB is
+    :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` when the address's OTP mail
+    limit is spent, and :class:`~shared_code.platform.errors.ServiceUnavailable` when mail or Cosmos DB is
     down (in both cases nothing new is stored or mailed). A repeated call replaces the pending
     registration and its code.
     """
@@ -50,9 +51,9 @@ def register(email: str, password: str) -> str:
 def verify_register(email: str, code: str) -> str:
     """Finish the pending registration of ``email`` with its emailed ``code``; returns the email.
 
-    Raises :class:`~shared_code.errors.BadRequest` ``no_pending_registration`` (none, expired or
+    Raises :class:`~shared_code.platform.errors.BadRequest` ``no_pending_registration`` (none, expired or
     cut off after too many wrong codes) / ``user_exists`` (another registration of the address
-    won), :class:`~shared_code.errors.Unauthorized` ``otp_failed``.
+    won), :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``.
     """
     address = normalize_email(email)
     if otp.pending(address, otp.REGISTER) is None:
@@ -74,11 +75,11 @@ def verify_register(email: str, code: str) -> str:
 def login(email: str, password: str) -> str:
     """Check ``email`` and ``password``, then mail a login code; returns the normalised email.
 
-    Raises :class:`~shared_code.errors.Unauthorized` ``login_failed`` for an unknown email and a
-    wrong password alike, :class:`~shared_code.errors.BadRequest` ``invalid_email`` for an address
-    that is not one, :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` (429, before
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``login_failed`` for an unknown email and a
+    wrong password alike, :class:`~shared_code.platform.errors.BadRequest` ``invalid_email`` for an address
+    that is not one, :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429, before
     the password is checked) over ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on the email or when
-    its mail limit is spent, :class:`~shared_code.errors.ServiceUnavailable` on an outage.
+    its mail limit is spent, :class:`~shared_code.platform.errors.ServiceUnavailable` on an outage.
     """
     address = normalize_email(email)
     auth_throttle.admit_attempt("login", address)
@@ -93,7 +94,7 @@ def login(email: str, password: str) -> str:
 def verify_login(email: str, code: str) -> str:
     """Exchange a login ``code`` of ``email`` for a new session id (returned, 43 chars).
 
-    Raises :class:`~shared_code.errors.Unauthorized` ``otp_failed``.
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``.
     """
     address = normalize_email(email)
     otp.verify(address, otp.LOGIN, code)
@@ -105,7 +106,7 @@ def verify_login(email: str, code: str) -> str:
 def logout(sid: str | None) -> None:
     """End the session ``sid`` at once.
 
-    Raises :class:`~shared_code.errors.Forbidden` ``invalid_session`` when there is no such session.
+    Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when there is no such session.
     """
     if not sessions.end_session(sid):
         raise Forbidden("invalid_session", "a live session id is required in the sid header")

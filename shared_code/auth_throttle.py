@@ -1,7 +1,7 @@
 """Throttling of password guessing and OTP mail-bombing (OWASP Authentication Cheat Sheet,
 "Protect against automated attacks"; NIST SP 800-63B §5.2.2 "Rate Limiting (Throttling)").
 
-Three fixed-window limits, counted in Cosmos DB by :mod:`shared_code.rate_limit` so every
+Three fixed-window limits, counted in Cosmos DB by :mod:`shared_code.platform.rate_limit` so every
 instance of the app shares them:
 
 - per client address (``X-Forwarded-For`` as far as ``TRUSTED_PROXY_HOPS`` allows) and endpoint:
@@ -14,20 +14,20 @@ instance of the app shares them:
   attacker can hold a victim's account shut only while he keeps guessing, never for longer;
 - per email address: ``MAIL_RATE_LIMIT_PER_HOUR`` OTP mails (registration and login codes).
 
-A refusal raises :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` (429 with
+A refusal raises :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429 with
 ``Retry-After``) before anything is read, mailed or stored, and logs a ``rate_limited`` security
 event naming the limit; accounts and email addresses appear there only as
-:func:`~shared_code.security_log.subject_ref`.
+:func:`~shared_code.platform.security_log.subject_ref`.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
-from shared_code import rate_limit
-from shared_code.client_address import address_label, client_address
-from shared_code.config import get_settings
-from shared_code.security_log import subject_ref
+from shared_code.platform import rate_limit
+from shared_code.platform.client_address import address_label, client_address
+from shared_code.platform.config import get_settings
+from shared_code.platform.security_log import subject_ref
 
 MINUTE = 60
 HOUR = 3600

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from shared_code import cosmos
-from shared_code.config import get_settings
-from shared_code.crypto import random_token
-from shared_code.errors import Unauthorized
-from shared_code.timeutil import from_iso, to_iso, utc_now
+from shared_code.platform import cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import random_token
+from shared_code.platform.errors import Unauthorized
+from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 CHALLENGE_BYTES = 32
 CHALLENGE_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
@@ -24,7 +24,7 @@ CHALLENGE_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
 def issue_challenge(deviceid: str) -> tuple[str, datetime]:
     """Create a challenge for ``deviceid``; returns ``(challenge, expires_at)``.
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     ttl = get_settings().challenge_ttl_seconds
     challenge = random_token(CHALLENGE_BYTES)
@@ -39,7 +39,7 @@ def issue_challenge(deviceid: str) -> tuple[str, datetime]:
 def consume_challenge(deviceid: str, challenge: str) -> None:
     """Use up ``challenge`` for ``deviceid``, exactly once.
 
-    Raises :class:`~shared_code.errors.Unauthorized` ``invalid_challenge`` when it is malformed,
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``invalid_challenge`` when it is malformed,
     unknown, issued to another device, expired, or already used (including by a concurrent
     request that won the race).
     """

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContentSettings
 
-from shared_code import blobs, kms
-from shared_code.config import get_settings
-from shared_code.crypto import b64decode_strict, b64encode_text
-from shared_code.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from shared_code import kms
+from shared_code.platform import blobs
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import b64decode_strict, b64encode_text
+from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 
 IV_BYTES = 12
 GCM_TAG_BYTES = 16
@@ -84,7 +85,7 @@ def store(email: str, file_name: str, envelope: Envelope) -> None:
     Raises :class:`Forbidden` ``permission_denied`` when ``email`` does not own the file's KMS
     key, :class:`BadRequest` ``invalid_field`` when ``encrypted_aes_key`` is not the size of
     that key's RSA modulus, :class:`Conflict` ``file_exists`` when the file was uploaded
-    before, :class:`~shared_code.errors.ServiceUnavailable` when a store fails.
+    before, :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
     """
     key = kms.key_of_owner(email, file_name)
     if key is None:
@@ -105,7 +106,7 @@ def fetch(email: str, file_name: str) -> Envelope:
     """The stored envelope of ``file_name`` for its owner or a grantee.
 
     Raises :class:`NotFound` ``file_not_found`` when there is no such file *or* the caller may
-    not read it (same answer), :class:`~shared_code.errors.ServiceUnavailable` when a store fails.
+    not read it (same answer), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
     """
     not_found = NotFound("file_not_found", "no such file is available to you")
     if not kms.has_access(email, file_name):

@@ -21,9 +21,10 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContentSettings
 
-from shared_code import blobs, challenges, cosmos, integrity
-from shared_code.config import get_settings
-from shared_code.crypto import (
+from shared_code import challenges, integrity
+from shared_code.platform import blobs, cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import (
     UnusableKey,
     b64decode_strict,
     b64url_encode,
@@ -32,8 +33,8 @@ from shared_code.crypto import (
     load_device_public_key,
     sha256_stream,
 )
-from shared_code.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable, Unauthorized
-from shared_code.timeutil import to_iso, utc_now
+from shared_code.platform.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.files")
 

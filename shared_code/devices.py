@@ -17,11 +17,12 @@ import logging
 import re
 from typing import Any
 
-from shared_code import challenges, cosmos
-from shared_code.config import get_settings
-from shared_code.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches
-from shared_code.errors import Conflict, Forbidden, ServiceUnavailable, Unauthorized
-from shared_code.timeutil import to_iso, utc_now
+from shared_code import challenges
+from shared_code.platform import cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches
+from shared_code.platform.errors import Conflict, Forbidden, ServiceUnavailable, Unauthorized
+from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.devices")
 
@@ -126,7 +127,7 @@ def record_integrity(device: dict[str, Any], result: dict[str, Any], attempts: i
     """Store ``result`` as the device's latest ``integrity`` field; returns the updated record.
 
     Conditional replace on the record's etag, re-read and retried on a lost race so a concurrent
-    attestation is never overwritten. Raises :class:`~shared_code.errors.ServiceUnavailable`.
+    attestation is never overwritten. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`.
     """
     current = device
     for _ in range(attempts):

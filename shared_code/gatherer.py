@@ -15,7 +15,7 @@ Transitions (anything else is refused with 409):
 - MESSAGE ``logout``: Authenticated → Grounded; clears ``token_jti``, revoking the token.
 
 Every transition is a conditional replace on the item's etag, so of two racing requests on one
-user at most one moves its state; the loser gets :class:`~shared_code.errors.Conflict`
+user at most one moves its state; the loser gets :class:`~shared_code.platform.errors.Conflict`
 ``state_conflict`` and nothing changes.
 """
 
@@ -25,10 +25,11 @@ import logging
 import re
 from typing import Any
 
-from shared_code import access_tokens, auth_throttle, cosmos
-from shared_code.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
-from shared_code.passwords import hash_password, verify_password
-from shared_code.timeutil import to_iso, utc_now
+from shared_code import access_tokens, auth_throttle
+from shared_code.platform import cosmos
+from shared_code.platform.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
+from shared_code.platform.passwords import hash_password, verify_password
+from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.gatherer")
 
@@ -55,8 +56,8 @@ def identify(username: str) -> bool:
     """IDENTIFY ``username``: create it in state Identified, or move a known user there.
 
     Returns ``True`` when the user was created (HTTP 201), ``False`` when it existed (200). Raises
-    :class:`~shared_code.errors.Conflict` ``state_conflict`` when a concurrent request changed
-    the user first, :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    :class:`~shared_code.platform.errors.Conflict` ``state_conflict`` when a concurrent request changed
+    the user first, :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     now = to_iso(utc_now())
     record = {"id": username, "state": IDENTIFIED, "password_hash": None, "token_jti": None,
@@ -78,11 +79,11 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
     """AUTHENTICATE ``username`` (state Identified) with ``password``; returns its new access token.
 
     The first authentication of a user sets its password (bcrypt over a peppered pre-hash,
-    :mod:`shared_code.passwords`). Raises :class:`~shared_code.errors.Conflict`
+    :mod:`shared_code.platform.passwords`). Raises :class:`~shared_code.platform.errors.Conflict`
     ``not_identified`` (409) when the user is unknown or not in state Identified,
-    :class:`~shared_code.errors.Unauthorized` ``invalid_credentials`` (401) for a wrong password
+    :class:`~shared_code.platform.errors.Unauthorized` ``invalid_credentials`` (401) for a wrong password
     (the state stays Identified), ``state_conflict`` (409) when a racing request won, and
-    :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` (429, before the user is read,
+    :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429, before the user is read,
     so known and unknown names and right and wrong passwords are alike) over
     ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.auth_throttle`).
     """
@@ -104,9 +105,9 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
 def authorize(token: str | None) -> dict[str, Any]:
     """The user a bearer ``token`` speaks for, if it is valid, live and the user is Authenticated.
 
-    Raises :class:`~shared_code.errors.Unauthorized` (401) ``missing_token`` / ``invalid_token``
+    Raises :class:`~shared_code.platform.errors.Unauthorized` (401) ``missing_token`` / ``invalid_token``
     (see :func:`shared_code.access_tokens.verify_token`) or ``token_revoked`` (logged out, or
-    replaced by a later AUTHENTICATE), and :class:`~shared_code.errors.Conflict`
+    replaced by a later AUTHENTICATE), and :class:`~shared_code.platform.errors.Conflict`
     ``not_authenticated`` (409) when the user's state is not Authenticated (e.g. after IDENTIFY).
     """
     claims = access_tokens.verify_token(token)
@@ -122,7 +123,7 @@ def authorize(token: str | None) -> dict[str, Any]:
 def logout(user: dict[str, Any]) -> None:
     """Move an authorized ``user`` (from :func:`authorize`) back to Grounded and revoke its token.
 
-    Raises :class:`~shared_code.errors.Conflict` ``state_conflict`` when a racing request won.
+    Raises :class:`~shared_code.platform.errors.Conflict` ``state_conflict`` when a racing request won.
     """
     _move(user, state=GROUNDED, token_jti=None)
     log.info("gatherer user logged out: %s", user["id"])
@@ -131,9 +132,9 @@ def logout(user: dict[str, Any]) -> None:
 def validate_message(message: object, max_bytes: int) -> str:
     """``message`` if it is non-empty text of at most ``max_bytes`` UTF-8 bytes.
 
-    Raises :class:`~shared_code.errors.BadRequest` ``missing_fields`` (absent or empty),
+    Raises :class:`~shared_code.platform.errors.BadRequest` ``missing_fields`` (absent or empty),
     ``invalid_message`` (not a string, or not encodable as UTF-8, e.g. a lone surrogate escape
-    like ``"\\ud800"``) and :class:`~shared_code.errors.PayloadTooLarge` ``message_too_large``.
+    like ``"\\ud800"``) and :class:`~shared_code.platform.errors.PayloadTooLarge` ``message_too_large``.
     """
     if message is None or message == "":
         raise BadRequest("missing_fields", "'message' is required")

@@ -19,11 +19,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from shared_code import challenges, cosmos, devices, integrity_decode, integrity_policy
-from shared_code.config import get_settings
-from shared_code.crypto import sha256_hex
-from shared_code.errors import Forbidden, Unauthorized
-from shared_code.timeutil import from_iso, to_iso, utc_now
+from shared_code import challenges, devices, integrity_decode, integrity_policy
+from shared_code.platform import cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import sha256_hex
+from shared_code.platform.errors import Forbidden, Unauthorized
+from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 log = logging.getLogger("trustgate.integrity")
 
@@ -43,7 +44,7 @@ def _expectations(request_hash: str | None) -> integrity_policy.Expectations:
 def _first_use(token: str, deviceid: str) -> bool:
     """Record ``token`` as used; ``False`` when it was used before (by any device).
 
-    Expiring state (see :class:`shared_code.cosmos.ContainerSpec`): kept for the longest time a
+    Expiring state (see :class:`shared_code.platform.cosmos.ContainerSpec`): kept for the longest time a
     token can pass the timestamp check, after which it could not pass anyway. A record that
     outlives its ``expires_at`` (no native TTL on the emulator) still counts as used.
     """
@@ -78,8 +79,8 @@ def verify_token(device: dict[str, Any], token: str, request_hash: str | None = 
     ``request_hash`` given → standard request (compared with ``requestHash``); omitted →
     classic request (``nonce`` must be this device's live challenge). Raises
     :class:`~shared_code.integrity_decode.InvalidIntegrityToken` (400),
-    :class:`~shared_code.errors.ServiceUnavailable` (503) and
-    :class:`~shared_code.config.ConfigError` (500), storing nothing in those cases.
+    :class:`~shared_code.platform.errors.ServiceUnavailable` (503) and
+    :class:`~shared_code.platform.config.ConfigError` (500), storing nothing in those cases.
     """
     payload = integrity_decode.decode_token(token)
     now = utc_now()
@@ -103,7 +104,7 @@ def require_recent_pass(device: dict[str, Any]) -> None:
     """The upload gate: with ``REQUIRE_INTEGRITY_FOR_UPLOAD`` set, the device's latest verdict
     must be passing and younger than ``PLAY_INTEGRITY_MAX_AGE_SECONDS``.
 
-    Raises :class:`~shared_code.errors.Forbidden` ``integrity_required`` (403) otherwise.
+    Raises :class:`~shared_code.platform.errors.Forbidden` ``integrity_required`` (403) otherwise.
     """
     settings = get_settings()
     if not settings.require_integrity_for_upload:

@@ -21,8 +21,8 @@ Failure mapping (fail closed: nothing here ever yields a payload it could not ve
 - the token is garbage, tampered, or uses other algorithms / keys → :class:`InvalidIntegrityToken`
   (400 ``invalid_integrity_token``); in google mode when Google answers 400 (INVALID_ARGUMENT);
 - Google unreachable, timing out, or answering 401/403/429/5xx, or the token endpoint refusing
-  the assertion → :class:`~shared_code.errors.ServiceUnavailable` ``integrity_unavailable`` (503);
-- missing or unusable keys/credentials → :class:`~shared_code.config.ConfigError` naming the setting.
+  the assertion → :class:`~shared_code.platform.errors.ServiceUnavailable` ``integrity_unavailable`` (503);
+- missing or unusable keys/credentials → :class:`~shared_code.platform.config.ConfigError` naming the setting.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared_code.config import ConfigError, get_settings
-from shared_code.errors import BadRequest, ServiceUnavailable
+from shared_code.platform.config import ConfigError, get_settings
+from shared_code.platform.errors import BadRequest, ServiceUnavailable
 
 SCOPE = "https://www.googleapis.com/auth/playintegrity"
 JWE_ALGORITHMS = ("A256KW", "A256GCM")
@@ -56,7 +56,7 @@ def decode_token(token: str) -> dict[str, Any]:
     """The verdict payload of ``token`` (the compact JWE text the app got from Play).
 
     Dispatches on ``PLAY_INTEGRITY_MODE``. Raises :class:`InvalidIntegrityToken`,
-    :class:`~shared_code.errors.ServiceUnavailable` or :class:`~shared_code.config.ConfigError`
+    :class:`~shared_code.platform.errors.ServiceUnavailable` or :class:`~shared_code.platform.config.ConfigError`
     as the module docstring describes.
     """
     settings = get_settings()

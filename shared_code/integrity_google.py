@@ -22,7 +22,7 @@ import requests
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
-from shared_code.config import ConfigError, Settings
+from shared_code.platform.config import ConfigError, Settings
 from shared_code.integrity_decode import SCOPE, InvalidIntegrityToken, unavailable
 
 log = logging.getLogger("trustgate.integrity")

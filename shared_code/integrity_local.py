@@ -20,7 +20,7 @@ from joserfc import jwe, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
 
-from shared_code.config import ConfigError
+from shared_code.platform.config import ConfigError
 from shared_code.integrity_decode import (
     JWE_ALGORITHMS,
     JWS_ALGORITHMS,

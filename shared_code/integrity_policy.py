@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared_code.timeutil import to_iso
+from shared_code.platform.timeutil import to_iso
 
 PACKAGE_NAME = "package_name"
 NONCE = "nonce"

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared_code.config import ConfigError, get_settings
-from shared_code.crypto import b64encode_text
-from shared_code.errors import AppError
+from shared_code.platform.config import ConfigError, get_settings
+from shared_code.platform.crypto import b64encode_text
+from shared_code.platform.errors import AppError
 
 ALGORITHM = "A256GCM"
 KEK_BYTES = 32

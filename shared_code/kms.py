@@ -23,11 +23,12 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared_code import cosmos, key_wrap, users
-from shared_code.config import get_settings
-from shared_code.crypto import sha256_hex
-from shared_code.errors import BadRequest, NotFound, ServiceUnavailable
-from shared_code.timeutil import to_iso, utc_now
+from shared_code import key_wrap, users
+from shared_code.platform import cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import sha256_hex
+from shared_code.platform.errors import BadRequest, NotFound, ServiceUnavailable
+from shared_code.platform.timeutil import to_iso, utc_now
 
 MAX_FILE_NAME_LENGTH = 255
 _PATH_SEPARATORS = frozenset("/\\")

@@ -4,7 +4,7 @@ Settings: ``SMTP_HOST``, ``SMTP_PORT``, ``SMTP_USERNAME`` / ``SMTP_PASSWORD`` (A
 user name is set), ``SMTP_SENDER`` (From), ``SMTP_STARTTLS`` (RFC 3207; the server certificate
 is verified against the system trust store) and ``SMTP_TIMEOUT_SECONDS`` (connect and each
 command). A refused, unreachable or slow server raises
-:class:`~shared_code.errors.ServiceUnavailable` (HTTP 503). The code itself is never logged.
+:class:`~shared_code.platform.errors.ServiceUnavailable` (HTTP 503). The code itself is never logged.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from shared_code.config import ConfigError, get_settings
-from shared_code.errors import ServiceUnavailable
+from shared_code.platform.config import ConfigError, get_settings
+from shared_code.platform.errors import ServiceUnavailable
 
 log = logging.getLogger("trustgate.mail")
 
@@ -39,7 +39,7 @@ def _require_mail_settings() -> None:
 def otp_message(recipient: str, code: str, purpose: str, ttl_seconds: int) -> EmailMessage:
     """The plain-text mail carrying ``code`` (6 digits) for ``purpose`` to ``recipient``.
 
-    Raises :class:`~shared_code.config.ConfigError` when ``SMTP_HOST`` or ``SMTP_SENDER`` is unset.
+    Raises :class:`~shared_code.platform.config.ConfigError` when ``SMTP_HOST`` or ``SMTP_SENDER`` is unset.
     """
     _require_mail_settings()
     settings = get_settings()
@@ -60,9 +60,9 @@ def otp_message(recipient: str, code: str, purpose: str, ttl_seconds: int) -> Em
 def send(message: EmailMessage) -> None:
     """Deliver ``message`` through the configured SMTP server.
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` ``mail_unavailable`` when the server
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` ``mail_unavailable`` when the server
     cannot be reached, refuses the login or the recipient, or does not answer within
-    ``SMTP_TIMEOUT_SECONDS``; :class:`~shared_code.config.ConfigError` when ``SMTP_HOST`` or
+    ``SMTP_TIMEOUT_SECONDS``; :class:`~shared_code.platform.config.ConfigError` when ``SMTP_HOST`` or
     ``SMTP_SENDER`` is unset.
     """
     _require_mail_settings()

@@ -29,11 +29,11 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobType, ContainerClient, ContentSettings
 
-from shared_code import blobs
-from shared_code.config import get_settings
-from shared_code.crypto import b64decode_strict, b64url_encode
-from shared_code.errors import BadRequest, ServiceUnavailable
-from shared_code.timeutil import to_iso, utc_now
+from shared_code.platform import blobs
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import b64decode_strict, b64url_encode
+from shared_code.platform.errors import BadRequest, ServiceUnavailable
+from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.message_log")
 
@@ -103,7 +103,7 @@ def append_message(user: str, message: str, now: datetime | None = None) -> Stor
     """Append ``message`` (valid Unicode text) to ``user``'s stream; returns where it went.
 
     Creates the day's blob if needed (create-if-not-exists, so racing creators don't truncate
-    each other's lines). Raises :class:`~shared_code.errors.ServiceUnavailable` when Blob
+    each other's lines). Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Blob
     Storage fails; the line is then not stored, or (after a lost response) stored once.
     """
     moment = now or utc_now()
@@ -194,8 +194,8 @@ def read_messages(user: str, page_size: int, continuation: str | None) -> tuple[
     """One page of ``user``'s messages, oldest first: ``([{id, ts, message}], next continuation)``.
 
     ``continuation`` is ``None`` for the first page; the returned one is ``None`` after the last.
-    Raises :class:`~shared_code.errors.BadRequest` ``invalid_continuation`` for a token that is
-    malformed or names another user's blob, :class:`~shared_code.errors.ServiceUnavailable` when
+    Raises :class:`~shared_code.platform.errors.BadRequest` ``invalid_continuation`` for a token that is
+    malformed or names another user's blob, :class:`~shared_code.platform.errors.ServiceUnavailable` when
     Blob Storage fails.
     """
     start_name, start_offset = _decode_continuation(user, continuation) if continuation else ("", 0)

@@ -22,11 +22,12 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from shared_code import auth_throttle, cosmos, mail
-from shared_code.config import get_settings
-from shared_code.crypto import keyed_hash, keyed_hash_matches
-from shared_code.errors import Unauthorized
-from shared_code.timeutil import from_iso, to_iso, utc_now
+from shared_code import auth_throttle, mail
+from shared_code.platform import cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import keyed_hash, keyed_hash_matches
+from shared_code.platform.errors import Unauthorized
+from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 REGISTER = "register"
 LOGIN = "login"
@@ -76,7 +77,7 @@ def store(email: str, purpose: str, code: str, payload: dict[str, Any] | None = 
     ``payload`` (a JSON object kept until the code is used, e.g. a pending registration's
     password hash). Returns the expiry (aware UTC).
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     expires_at = utc_now() + timedelta(seconds=get_settings().otp_ttl_seconds)
     code_hash = keyed_hash(get_settings().otp_pepper, _code_message(email, purpose, code))
@@ -88,10 +89,10 @@ def send_code(email: str, purpose: str, payload: dict[str, Any] | None = None) -
     """Mail a new code to ``email`` for ``purpose``, then store it (replacing the previous code).
 
     The mail is sent first: when SMTP fails nothing is stored and the previous code stays as it
-    was. Returns the expiry. Raises :class:`~shared_code.errors.TooManyRequests`
+    was. Returns the expiry. Raises :class:`~shared_code.platform.errors.TooManyRequests`
     ``rate_limited`` when ``email`` already had ``MAIL_RATE_LIMIT_PER_HOUR`` mails this hour
     (:mod:`shared_code.auth_throttle`; nothing is mailed or stored), and
-    :class:`~shared_code.errors.ServiceUnavailable` (``mail_unavailable`` or the database's) on
+    :class:`~shared_code.platform.errors.ServiceUnavailable` (``mail_unavailable`` or the database's) on
     an outage.
     """
     auth_throttle.admit_mail(email)
@@ -140,9 +141,9 @@ def verify(email: str, purpose: str, code: str,
     so a failed follow-up write (e.g. creating the account) loses nothing. Without it the code is
     consumed first, so of concurrent right answers exactly one gets through.
 
-    Raises :class:`~shared_code.errors.Unauthorized` ``otp_failed`` when ``code`` is not 6 digits,
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed`` when ``code`` is not 6 digits,
     there is no live code, it is wrong (the 5th wrong try deletes it), expired, already used, or a
-    concurrent try consumed it first. Raises :class:`~shared_code.errors.ServiceUnavailable` when
+    concurrent try consumed it first. Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when
     Cosmos DB is down.
     """
     if not isinstance(code, str) or not CODE_PATTERN.fullmatch(code):

@@ -2,7 +2,7 @@
 
 - length: at least :data:`MIN_LENGTH` characters and at most :data:`MAX_LENGTH` (well above the
   64 NIST asks to allow); every Unicode character counts as one and nothing is truncated (see
-  :mod:`shared_code.passwords` for how long passwords reach bcrypt);
+  :mod:`shared_code.platform.passwords` for how long passwords reach bcrypt);
 - no composition rules; instead the password is refused when it is common or guessable, judged by
   zxcvbn (Dropbox's estimator, which carries the common-password, name and word dictionaries and
   spots keyboard walks, repeats, sequences, dates and l33t): its score (0..4) must reach
@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 import threading
 
-from shared_code.config import get_settings
-from shared_code.errors import BadRequest
+from shared_code.platform.config import get_settings
+from shared_code.platform.errors import BadRequest
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
@@ -38,7 +38,7 @@ def _user_inputs(email: str) -> list[str]:
 def check_password(password: str, email: str) -> None:
     """Accept ``password`` for the account ``email`` (normalised) or raise.
 
-    Raises :class:`~shared_code.errors.BadRequest` ``weak_password`` with a human ``detail``
+    Raises :class:`~shared_code.platform.errors.BadRequest` ``weak_password`` with a human ``detail``
     (zxcvbn's warning when it has one) when the password is too short, too long, or scores below
     ``PASSWORD_MIN_SCORE``.
     """

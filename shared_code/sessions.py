@@ -12,17 +12,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Mapping, Protocol
 
-from shared_code import cosmos
-from shared_code.config import get_settings
-from shared_code.crypto import random_token, sha256_hex
-from shared_code.errors import Forbidden
-from shared_code.timeutil import from_iso, to_iso, utc_now
+from shared_code.platform import cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import random_token, sha256_hex
+from shared_code.platform.errors import Forbidden
+from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 SESSION_BYTES = 32
 SID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 # Refresh the idle deadline at most this often, so a busy session costs one write a minute.
 TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+class HttpRequestLike(Protocol):
+    """What :func:`session_email` reads of a request: its headers."""
+
+    headers: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ def _item(sid_hash: str, email: str, created_at: datetime, last_seen_at: datetim
 def create_session(email: str) -> str:
     """Start a session for the normalised ``email``; returns the raw session id (43 chars).
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     sid = random_token(SESSION_BYTES)
     now = utc_now()
@@ -67,9 +74,9 @@ def create_session(email: str) -> str:
 def require_session(sid: str | None) -> Session:
     """The live session for the ``sid`` header value, extending its idle deadline.
 
-    Raises :class:`~shared_code.errors.Forbidden` ``invalid_session`` when ``sid`` is missing,
+    Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when ``sid`` is missing,
     malformed, unknown, logged out or expired (idle or absolute timeout), and
-    :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     if not sid or not SID_PATTERN.fullmatch(sid):
         raise Forbidden("invalid_session", "a live session id is required in the sid header")
@@ -93,9 +100,18 @@ def require_session(sid: str | None) -> Session:
 def end_session(sid: str | None) -> bool:
     """Delete the session for ``sid`` at once; ``True`` if a session was ended.
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     if not sid or not SID_PATTERN.fullmatch(sid):
         return False
     sid_hash = sha256_hex(sid)
     return cosmos.delete_item(cosmos.SESSIONS, sid_hash, sid_hash)
+
+
+def session_email(req: "HttpRequestLike") -> str:
+    """The normalised email of the live session named by the request's ``sid`` header.
+
+    ``req`` is anything with ``headers`` (a ``func.HttpRequest``). Raises
+    :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` (see :func:`require_session`).
+    """
+    return require_session(req.headers.get("sid")).email

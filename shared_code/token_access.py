@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from shared_code import rate_limit
-from shared_code.client_address import address_label, client_address, is_allowed
-from shared_code.config import get_settings
-from shared_code.errors import Forbidden
-from shared_code.security_log import security_event
+from shared_code.platform import rate_limit
+from shared_code.platform.client_address import address_label, client_address, is_allowed
+from shared_code.platform.config import get_settings
+from shared_code.platform.errors import Forbidden
+from shared_code.platform.security_log import security_event
 
 WINDOW_SECONDS = 60
 FAILURE_BUCKET = "verify_failures"
@@ -25,7 +25,7 @@ def admit(headers: Mapping[str, str], endpoint: str, *, rate_limited: bool = Tru
     ``TOKEN_RATE_LIMIT_PER_MINUTE`` for that address and endpoint. Returns the address label
     (``"unknown"`` when it cannot be determined) for logging. Raises :class:`Forbidden`
     ``ip_forbidden`` (403), :class:`TooManyRequests` ``rate_limited`` (429, ``Retry-After`` in
-    seconds), or :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    seconds), or :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     settings = get_settings()
     address = client_address(headers, settings.trusted_proxy_hops)

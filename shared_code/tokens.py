@@ -2,7 +2,7 @@
 
 A token is 256 random bits from the OS CSPRNG as unpadded base64url (43 characters). Only its
 SHA-256 is stored (id and partition key of the ``tokens`` item), so a database leak yields no
-usable token (:func:`shared_code.crypto.sha256_hex` explains why an unkeyed hash is enough).
+usable token (:func:`shared_code.platform.crypto.sha256_hex` explains why an unkeyed hash is enough).
 An item holds ``scope``, ``one_time``, ``created_at``, ``expires_at`` and a Cosmos ``ttl``.
 
 - Expiry is checked on every verification, so an expired token is never valid even before
@@ -18,11 +18,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared_code import cosmos
-from shared_code.config import ConfigError, get_settings
-from shared_code.crypto import random_token, sha256_hex
-from shared_code.errors import BadRequest
-from shared_code.timeutil import from_iso, to_iso, utc_now
+from shared_code.platform import cosmos
+from shared_code.platform.config import ConfigError, get_settings
+from shared_code.platform.crypto import random_token, sha256_hex
+from shared_code.platform.errors import BadRequest
+from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 TOKEN_BYTES = 32
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -77,7 +77,7 @@ def validate_request(ttl_seconds: object, one_time: object, scope: object) -> tu
 def issue_token(ttl_seconds: int, one_time: bool = False, scope: str | None = None) -> IssuedToken:
     """Create and store a token valid for ``ttl_seconds`` (already validated).
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down (nothing stored).
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down (nothing stored).
     """
     token = random_token(TOKEN_BYTES)
     token_hash = sha256_hex(token)
@@ -95,7 +95,7 @@ def verify_token(token: str) -> TokenInfo | None:
     revoked, or a one-time token already used, including by a concurrent verification).
 
     A valid one-time token is used up by this call. Raises
-    :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     if not TOKEN_PATTERN.fullmatch(token):
         return None
@@ -115,7 +115,7 @@ def revoke_token(token: str) -> tuple[str, bool]:
     """Revoke ``token`` (RFC 7009 §2.1): returns ``(token_hash, whether a stored token was removed)``.
 
     Unknown or malformed tokens are not an error (RFC 7009 §2.2). Raises
-    :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     token_hash = sha256_hex(token)
     if not TOKEN_PATTERN.fullmatch(token):

@@ -12,8 +12,8 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from shared_code import cosmos
-from shared_code.errors import BadRequest
+from shared_code.platform import cosmos
+from shared_code.platform.errors import BadRequest
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3 path limit minus the angle brackets
 
@@ -25,7 +25,7 @@ def normalize_email(raw: object) -> str:
     OTP mail proves deliverability). The whole address is lower-cased so ``Alice@X.org`` and
     ``alice@x.org`` are one user.
 
-    Raises :class:`~shared_code.errors.BadRequest` ``invalid_email``.
+    Raises :class:`~shared_code.platform.errors.BadRequest` ``invalid_email``.
     """
     if not isinstance(raw, str) or not raw.strip() or len(raw.strip()) > MAX_EMAIL_LENGTH:
         raise BadRequest("invalid_email", "email must be a valid address")
@@ -39,6 +39,6 @@ def normalize_email(raw: object) -> str:
 def get_user(email: str) -> dict[str, Any] | None:
     """The registered user stored under the normalised ``email``, or ``None``.
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     return cosmos.read_item(cosmos.USERS, email, email)

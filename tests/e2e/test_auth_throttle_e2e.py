@@ -14,7 +14,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from shared_code import config, otp, rate_limit
+from shared_code import otp
+from shared_code.platform import config, rate_limit
 from tests.support.accounts import register_user
 from tests.support.mail import latest_otp, otp_count
 

@@ -20,9 +20,10 @@ import requests
 
 import function_app
 from devhost.server import serving
-from shared_code import config, cosmos, purge, rate_limit, tokens
-from shared_code.crypto import random_token
-from shared_code.timeutil import to_iso
+from shared_code import tokens
+from shared_code.platform import config, cosmos, purge, rate_limit
+from shared_code.platform.crypto import random_token
+from shared_code.platform.timeutil import to_iso
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,13 @@ from datetime import timedelta
 import bcrypt
 import pytest
 
-from shared_code import accounts, config, cosmos, otp, passwords, sessions
-from shared_code.config import get_settings
-from shared_code.crypto import keyed_hash
-from shared_code.errors import Forbidden
-from shared_code.passwords import verify_password
-from shared_code.timeutil import utc_now
+from shared_code import accounts, otp, sessions
+from shared_code.platform import config, cosmos, passwords
+from shared_code.platform.config import get_settings
+from shared_code.platform.crypto import keyed_hash
+from shared_code.platform.errors import Forbidden
+from shared_code.platform.passwords import verify_password
+from shared_code.platform.timeutil import utc_now
 from tests.support.accounts import new_email, new_user, strong_password
 from tests.support.devices import call, json_body
 from tests.support.mail import latest_otp, otp_count, smtp_unreachable
@@ -350,7 +351,7 @@ def test_fifty_concurrent_registrations_of_one_email_make_one_account(mail_serve
 
 
 def test_a_database_fault_while_creating_the_account_keeps_the_registration(mail_server, monkeypatch):
-    from shared_code.errors import ServiceUnavailable
+    from shared_code.platform.errors import ServiceUnavailable
 
     email = new_email()
     (_, _), code = register(mail_server, email, strong_password())

@@ -13,8 +13,9 @@ from typing import Iterator
 
 import pytest
 
-from shared_code import config, cosmos, otp, rate_limit
-from shared_code.security_log import subject_ref
+from shared_code import otp
+from shared_code.platform import config, cosmos, rate_limit
+from shared_code.platform.security_log import subject_ref
 from tests.support.accounts import new_email, register_user, strong_password
 from tests.support.devices import json_body, respond
 from tests.support.gatherer import Gatherer

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared_code import blob_access, blobs
-from shared_code.config import get_settings
+from shared_code.platform import blob_access, blobs
+from shared_code.platform.config import get_settings
 
 pytestmark = pytest.mark.integration
 

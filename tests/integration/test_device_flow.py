@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from shared_code import blobs, cosmos
-from shared_code.config import get_settings
-from shared_code.timeutil import from_iso, utc_now
+from shared_code.platform import blobs, cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.timeutil import from_iso, utc_now
 from tests.support.devices import DeviceActor, call, json_body, new_key, public_pem, sign
 
 pytestmark = pytest.mark.integration

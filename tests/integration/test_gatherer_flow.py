@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared_code import access_tokens, cosmos
+from shared_code import access_tokens
+from shared_code.platform import cosmos
 from tests.support.gatherer import JSON, Gatherer, post
 
 pytestmark = pytest.mark.usefixtures("emulators")
@@ -229,7 +230,7 @@ def test_reading_needs_a_bearer_token_and_rejects_foreign_continuations():
 def test_expired_token_is_rejected_for_messages(monkeypatch):
     from datetime import timedelta
 
-    from shared_code.timeutil import utc_now
+    from shared_code.platform.timeutil import utc_now
 
     user = Gatherer().login()
     monkeypatch.setattr(access_tokens, "utc_now", lambda: utc_now() - timedelta(seconds=3600))

@@ -12,9 +12,10 @@ from datetime import timedelta
 
 import pytest
 
-from shared_code import cosmos, integrity
-from shared_code.crypto import sha256_hex
-from shared_code.timeutil import utc_now
+from shared_code import integrity
+from shared_code.platform import cosmos
+from shared_code.platform.crypto import sha256_hex
+from shared_code.platform.timeutil import utc_now
 from tests.support.devices import DeviceActor, call, json_body
 from tests.support.play_integrity import (  # noqa: F401 - configure is a fixture
     FakeGoogle, LocalKeys, configure, fake_google, free_port, payload, policy_settings, service_account,

@@ -12,9 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from client.envelope import Sealed, open_sealed, seal
-from shared_code import blobs, cosmos, kms, sessions
-from shared_code.config import get_settings
-from shared_code.timeutil import utc_now
+from shared_code import kms, sessions
+from shared_code.platform import blobs, cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.timeutil import utc_now
 from tests.support.files import User, b64, unique_name
 
 pytestmark = pytest.mark.integration
@@ -285,7 +286,7 @@ def test_ended_and_expired_sessions_are_refused(alice, monkeypatch):
 # --- master key -------------------------------------------------------------------------------
 
 def _reload_settings() -> None:
-    from shared_code import config
+    from shared_code.platform import config
 
     config.reset_settings()
 
@@ -364,7 +365,7 @@ def test_stored_state_holds_no_plaintext_private_key(alice, bob):
 # --- storage faults ---------------------------------------------------------------------------
 
 def test_failed_owner_entry_leaves_no_key_behind(alice, monkeypatch):
-    from shared_code.errors import ServiceUnavailable
+    from shared_code.platform.errors import ServiceUnavailable
 
     original = cosmos.create_item
 

@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared_code import blobs, message_log
-from shared_code.config import get_settings
+from shared_code import message_log
+from shared_code.platform import blobs
+from shared_code.platform.config import get_settings
 
 pytestmark = pytest.mark.usefixtures("emulators")
 

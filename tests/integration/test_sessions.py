@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared_code import cosmos, sessions
-from shared_code.crypto import sha256_hex
-from shared_code.errors import Forbidden
+from shared_code import sessions
+from shared_code.platform import cosmos
+from shared_code.platform.crypto import sha256_hex
+from shared_code.platform.errors import Forbidden
 
 pytestmark = pytest.mark.integration
 

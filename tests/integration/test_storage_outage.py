@@ -6,9 +6,10 @@ Uses its own emulators (function scope) so stopping them does not disturb other 
 
 import pytest
 
-from shared_code import blobs, cosmos, device_files
-from shared_code.config import get_settings
-from shared_code.errors import ServiceUnavailable
+from shared_code import device_files
+from shared_code.platform import blobs, cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.errors import ServiceUnavailable
 from tests.support.devices import DeviceActor, call
 
 pytestmark = pytest.mark.integration

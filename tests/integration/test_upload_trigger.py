@@ -3,8 +3,8 @@
 import azure.functions as func
 import pytest
 
-from shared_code import blobs, cosmos
-from shared_code.config import get_settings
+from shared_code.platform import blobs, cosmos
+from shared_code.platform.config import get_settings
 from tests.support.devices import HANDLERS, DeviceActor
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.envelope import Sealed, seal
-from shared_code import cosmos, sessions
-from shared_code.timeutil import to_iso, utc_now
+from shared_code import sessions
+from shared_code.platform import cosmos
+from shared_code.platform.timeutil import to_iso, utc_now
 from tests.support.devices import call
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code import blobs, cosmos, identity
+from shared_code.platform import blobs, cosmos, identity
 from tests.conftest import reset_app_state
 
 AZURITE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from devhost.emulators import free_port
 from devhost.mailbox import Mailbox
-from shared_code.config import reset_settings
+from shared_code.platform.config import reset_settings
 
 
 def latest_otp(mailbox: Mailbox, address: str, purpose: str | None = None, *, after: int | None = None,

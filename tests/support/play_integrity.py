@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, OctKey
 
-from shared_code import config
+from shared_code.platform import config
 from shared_code.integrity_decode import SCOPE
 
 PACKAGE = "com.example.trustgate"

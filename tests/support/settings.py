@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared_code import config
+from shared_code.platform import config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "local.settings.example.json"
 

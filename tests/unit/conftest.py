@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from shared_code import config
+from shared_code.platform import config
 
 
 @pytest.fixture

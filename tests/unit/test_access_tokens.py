@@ -10,9 +10,9 @@ import jwt
 import pytest
 
 from shared_code import access_tokens
-from shared_code.config import get_settings
-from shared_code.errors import Unauthorized
-from shared_code.timeutil import utc_now
+from shared_code.platform.config import get_settings
+from shared_code.platform.errors import Unauthorized
+from shared_code.platform.timeutil import utc_now
 
 
 pytestmark = pytest.mark.usefixtures("offline_settings")

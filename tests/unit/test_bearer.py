@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared_code.bearer import bearer_token
-from shared_code.errors import BadRequest
+from shared_code.platform.bearer import bearer_token
+from shared_code.platform.errors import BadRequest
 
 TOKEN = "kX9cR4tL7wZ1pN6yB3hJ5fD0sA8eU2iO4gK7qTmQ8v2"
 

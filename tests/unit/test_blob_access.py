@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from azure.storage.blob import UserDelegationKey
 
-from shared_code import blob_access, blobs
+from shared_code.platform import blob_access, blobs
 from tests.support import keyless
 from tests.support.keyless import AZURITE, BLOB_URL
 

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from shared_code.client_address import address_label, client_address, is_allowed, parse_forwarded_entry
+from shared_code.platform.client_address import address_label, client_address, is_allowed, parse_forwarded_entry
 
 
 def nets(*texts):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from shared_code import config
-from shared_code.config import ConfigError, load_settings
+from shared_code.platform import config
+from shared_code.platform.config import ConfigError, load_settings
 from tests.support.settings import required_settings
 
 PEPPER = base64.b64encode(b"p" * 32).decode()

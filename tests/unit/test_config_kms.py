@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared_code.config import ConfigError, load_settings
+from shared_code.platform.config import ConfigError, load_settings
 from tests.unit.test_config import BASE
 
 

@@ -6,7 +6,7 @@ import io
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from shared_code.crypto import (
+from shared_code.platform.crypto import (
     UnusableKey, b64decode_strict, keyed_hash, keyed_hash_matches, load_device_public_key, random_token, sha256_stream,
 )
 from tests.support.devices import new_key, public_pem, sign

@@ -71,8 +71,8 @@ def test_register_rejects_oversized_json_with_413():
 
 @pytest.mark.parametrize("page_size", ["\u00b2", "\u0661\u0662", "-1", "1e3", "201"])
 def test_page_size_must_be_ascii_digits_in_range(page_size):
-    from shared_code.errors import BadRequest
-    from shared_code.http import parse_int_param
+    from shared_code.platform.errors import BadRequest
+    from shared_code.platform.http import parse_int_param
 
     with pytest.raises(BadRequest) as raised:
         parse_int_param(page_size, "page_size", 50, 1, 200)

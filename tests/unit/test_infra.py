@@ -2,7 +2,7 @@
 
 No Bicep compiler runs here, so these tests check what can be checked from the text and the
 JSON data files the Bicep loads (see tests/support/infra.py):
-- every setting shared_code.config reads is set in Azure (secrets as Key Vault references), or
+- every setting shared_code.platform.config reads is set in Azure (secrets as Key Vault references), or
   is key-based and deliberately absent, or is provided by the platform;
 - every Cosmos container, blob container and queue the code names is provisioned as declared;
 - identity-based connections for every trigger/binding connection and the host storage;
@@ -25,7 +25,7 @@ import yaml
 
 import function_app
 from devhost.server import indexed_functions
-from shared_code import config, cosmos
+from shared_code.platform import config, cosmos
 from tests.conftest import reset_app_state
 from tests.support.infra import (
     INFRA,
@@ -44,7 +44,7 @@ KEY_BASED_ONLY = {
     "COSMOS_KEY": "Cosmos DB has disableLocalAuth; the app uses COSMOS_ENDPOINT + its identity",
     "STORAGE": "the storage account has no shared keys; STORAGE__blobServiceUri + identity instead",
 }
-# Settings the platform reads (host, identity-based connections, telemetry), not shared_code.config.
+# Settings the platform reads (host, identity-based connections, telemetry), not shared_code.platform.config.
 PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri",
     "AzureWebJobsStorage__tableServiceUri", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
@@ -64,7 +64,7 @@ def test_every_setting_the_code_reads_is_set_in_azure():
     plain = {n: SPECS[n].default if SPECS[n].default is not None else "<value for Azure>"
              for n in missing if not SPECS[n].secret}
     assert not missing, (
-        "settings shared_code.config reads but Azure does not set.\n"
+        "settings shared_code.platform.config reads but Azure does not set.\n"
         f"Secrets, add to infra/app/key-vault-secrets.json: {secrets}\n"
         f"Plain, add to infra/app/app-settings.json (blob container names: blob-containers.json):\n"
         + "\n".join(f"  {json.dumps(n)}: {json.dumps(v)}," for n, v in plain.items())
@@ -88,11 +88,11 @@ def test_secret_settings_are_key_vault_references():
 
 def test_every_azure_setting_is_read_by_the_code_or_the_platform():
     unknown = sorted(set(azure_app_settings()) - set(SPECS) - PLATFORM_SETTINGS)
-    assert not unknown, f"Azure sets settings nothing reads (typo? declare them in shared_code.config): {unknown}"
+    assert not unknown, f"Azure sets settings nothing reads (typo? declare them in shared_code.platform.config): {unknown}"
 
 
 def test_azure_settings_parse(monkeypatch, tmp_path):
-    """The plain values Azure sets are valid for shared_code.config (secrets and endpoints taken
+    """The plain values Azure sets are valid for shared_code.platform.config (secrets and endpoints taken
     from local.settings.example.json, since their Azure values exist only at run time)."""
     example = json.loads((ROOT / "local.settings.example.json").read_text(encoding="utf-8"))["Values"]
     azure = azure_app_settings()
@@ -106,7 +106,7 @@ def test_cosmos_containers_match_the_code():
     declared = {(s.name, s.partition_key, s.default_ttl) for s in cosmos.CONTAINERS}
     provisioned = {(c["name"], c["partitionKey"], c.get("defaultTtl")) for c in load_json("cosmos-containers.json")}
     assert provisioned == declared, (
-        f"infra/app/cosmos-containers.json vs shared_code.cosmos.CONTAINERS (name, partition key, defaultTtl): "
+        f"infra/app/cosmos-containers.json vs shared_code.platform.cosmos.CONTAINERS (name, partition key, defaultTtl): "
         f"missing in Bicep {sorted(declared - provisioned, key=str)}, not in code {sorted(provisioned - declared, key=str)}"
     )
 

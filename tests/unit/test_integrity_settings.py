@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code import config
+from shared_code.platform import config
 from tests.conftest import TEST_SETTINGS
 
 BASE = {**TEST_SETTINGS, "COSMOS_ENDPOINT": "http://127.0.0.1:9/"}

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from shared_code import blobs, config, cosmos, identity
-from shared_code.config import ConfigError
+from shared_code.platform import blobs, config, cosmos, identity
+from shared_code.platform.config import ConfigError
 from tests.support import keyless
 from tests.support.keyless import AZURITE, BLOB_URL, COSMOS_URL
 from tests.support.settings import required_settings

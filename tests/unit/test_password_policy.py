@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared_code import config
-from shared_code.errors import BadRequest
+from shared_code.platform import config
+from shared_code.platform.errors import BadRequest
 from shared_code.password_policy import MAX_LENGTH, check_password
 
 pytestmark = pytest.mark.usefixtures("offline_settings")

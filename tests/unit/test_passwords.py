@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from shared_code import config
-from shared_code.passwords import hash_password, verify_password
+from shared_code.platform import config
+from shared_code.platform.passwords import hash_password, verify_password
 
 
 pytestmark = pytest.mark.usefixtures("offline_settings")

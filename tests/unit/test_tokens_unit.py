@@ -8,9 +8,10 @@ import pytest
 
 import function_app
 from devhost.server import indexed_functions
-from shared_code import config, cosmos, purge, tokens
-from shared_code.config import ConfigError
-from shared_code.errors import BadRequest
+from shared_code import tokens
+from shared_code.platform import config, cosmos, purge
+from shared_code.platform.config import ConfigError
+from shared_code.platform.errors import BadRequest
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 from shared_code.users import normalize_email
 
 

@@ -22,8 +22,8 @@ from azure.storage.blob import (
     generate_blob_sas,
 )
 
-from shared_code import blobs
-from shared_code.timeutil import utc_now
+from shared_code.platform import blobs
+from shared_code.platform.timeutil import utc_now
 
 MAX_TTL_SECONDS = 7 * 24 * 3600  # a user delegation key (and so its SAS) lives at most 7 days
 _KEY_LIFETIME = timedelta(hours=6)
@@ -39,7 +39,7 @@ def read_url(container: str, blob_name: str, ttl_seconds: int) -> str:
     ``ttl_seconds`` seconds (1..7 days), and nothing else.
 
     Raises ``ValueError`` for a TTL out of range and
-    :class:`~shared_code.errors.ServiceUnavailable` when the delegation key cannot be obtained.
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when the delegation key cannot be obtained.
     """
     if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise ValueError(f"ttl_seconds must be in 1..{MAX_TTL_SECONDS}")

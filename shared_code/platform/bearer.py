@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared_code.errors import BadRequest
+from shared_code.platform.errors import BadRequest
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; b64token = 1*( ALPHA / DIGIT / "-" / "." /
 # "_" / "~" / "+" / "/" ) *"=". The scheme is case-insensitive (RFC 7235 §2.1).
@@ -16,7 +16,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="trustgate", error="invalid_reque
 def bearer_token(header: str | None) -> str:
     """The token of an ``Authorization`` header value.
 
-    Raises :class:`~shared_code.errors.BadRequest` ``invalid_authorization`` (with a
+    Raises :class:`~shared_code.platform.errors.BadRequest` ``invalid_authorization`` (with a
     ``WWW-Authenticate: Bearer`` challenge header) when the header is missing or empty, uses
     another scheme, carries no token, is longer than ``MAX_HEADER_CHARS``, or the token is not
     RFC 6750 ``b64token`` syntax (e.g. non-ASCII).

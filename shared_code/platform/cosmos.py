@@ -9,7 +9,7 @@ Outcome mapping of every helper:
 - 404 on read / delete → ``None`` / ``False``; 409 on create → :class:`AlreadyExists`;
   412 on a conditional write → :class:`EtagMismatch`;
 - anything else that fails (timeouts, refused connections, 5xx, throttling after the SDK's
-  retries) → :class:`~shared_code.errors.ServiceUnavailable` (HTTP 503).
+  retries) → :class:`~shared_code.platform.errors.ServiceUnavailable` (HTTP 503).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
-from shared_code.config import get_settings
-from shared_code.errors import ServiceUnavailable
-from shared_code.identity import get_credential
+from shared_code.platform.config import get_settings
+from shared_code.platform.errors import ServiceUnavailable
+from shared_code.platform.identity import get_credential
 
 log = logging.getLogger("trustgate.cosmos")
 
@@ -38,7 +38,7 @@ class ContainerSpec:
     """A Cosmos container: name, partition key path, and ``default_ttl`` (-1: per-item ``ttl``).
 
     Convention for expiring state: a container with ``default_ttl`` set holds items that carry
-    ``expires_at`` (:func:`shared_code.timeutil.to_iso`) and a per-item ``ttl`` in seconds, so
+    ``expires_at`` (:func:`shared_code.platform.timeutil.to_iso`) and a per-item ``ttl`` in seconds, so
     Azure expires them natively and the purge timer can delete ``expires_at < now`` as backstop.
     """
 
@@ -97,7 +97,7 @@ def get_client() -> CosmosClient:
     """The process-wide :class:`CosmosClient`, created on first use.
 
     Uses ``COSMOS_KEY`` when set (emulators), otherwise Microsoft Entra ID through
-    :func:`shared_code.identity.get_credential`. Timeouts and retries are bounded by
+    :func:`shared_code.platform.identity.get_credential`. Timeouts and retries are bounded by
     ``STORAGE_TIMEOUT_SECONDS`` so an outage surfaces as a 503 within seconds.
     """
     global _client

@@ -1,8 +1,8 @@
 """Deleting expired items from every expiring container (the backstop to Cosmos TTL).
 
-Generic over :data:`shared_code.cosmos.CONTAINERS`: every container declared with a
+Generic over :data:`shared_code.platform.cosmos.CONTAINERS`: every container declared with a
 ``default_ttl`` follows the expiring-state convention (items carry ``expires_at`` as
-:func:`~shared_code.timeutil.to_iso` text, which sorts lexically), so a container added by any
+:func:`~shared_code.platform.timeutil.to_iso` text, which sorts lexically), so a container added by any
 area is purged without changes here. On Azure, TTL removes items natively and this finds little;
 on cosmosdb-server (no TTL) it is the only mechanism.
 
@@ -18,9 +18,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared_code import cosmos
-from shared_code.errors import ServiceUnavailable
-from shared_code.timeutil import to_iso, utc_now
+from shared_code.platform import cosmos
+from shared_code.platform.errors import ServiceUnavailable
+from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.purge")
 
@@ -55,7 +55,7 @@ def purge_container(spec: cosmos.ContainerSpec, now: datetime, batch_size: int =
     """Delete the items of ``spec`` whose ``expires_at`` is before ``now``.
 
     Returns ``(items deleted, whether expired items may remain)``. Items without ``expires_at``
-    are never touched. Raises :class:`~shared_code.errors.ServiceUnavailable` on an outage
+    are never touched. Raises :class:`~shared_code.platform.errors.ServiceUnavailable` on an outage
     (items deleted before it stay deleted).
     """
     pk = _partition_field(spec)

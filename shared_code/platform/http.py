@@ -14,9 +14,8 @@ from typing import Any, Callable, Mapping
 
 import azure.functions as func
 
-from shared_code.config import ConfigError
-from shared_code import sessions
-from shared_code.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from shared_code.platform.config import ConfigError
+from shared_code.platform.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 log = logging.getLogger("trustgate.http")
 
@@ -153,11 +152,3 @@ def read_multipart(req: func.HttpRequest, max_file_bytes: int) -> tuple[Mapping[
         raise PayloadTooLarge("file_too_large", f"files may be at most {max_file_bytes} bytes")
     return req.form, req.files
 
-
-def session_email(req: func.HttpRequest) -> str:
-    """The normalised email of the live session named by the request's ``sid`` header.
-
-    Raises :class:`~shared_code.errors.Forbidden` ``invalid_session`` (see
-    :func:`shared_code.sessions.require_session`).
-    """
-    return sessions.require_session(req.headers.get("sid")).email

@@ -1,6 +1,6 @@
 """Typed domain errors. Each carries its HTTP status and a snake_case ``message`` identifier.
 
-Domain code raises these; :mod:`shared_code.http` is the one place that maps them to
+Domain code raises these; :mod:`shared_code.platform.http` is the one place that maps them to
 responses. ``detail`` is human text shown to the caller: never put secrets in it.
 """
 

@@ -14,9 +14,9 @@ from typing import Iterator
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 
-from shared_code.config import ConfigError, get_settings
-from shared_code.errors import ServiceUnavailable
-from shared_code.identity import get_credential
+from shared_code.platform.config import ConfigError, get_settings
+from shared_code.platform.errors import ServiceUnavailable
+from shared_code.platform.identity import get_credential
 
 log = logging.getLogger("trustgate.blobs")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from shared_code.config import get_settings
+from shared_code.platform.config import get_settings
 
 if TYPE_CHECKING:
     from azure.identity import DefaultAzureCredential

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from shared_code import cosmos
-from shared_code.crypto import sha256_hex
-from shared_code.errors import TooManyRequests
-from shared_code.security_log import security_event
-from shared_code.timeutil import to_iso, utc_now
+from shared_code.platform import cosmos
+from shared_code.platform.crypto import sha256_hex
+from shared_code.platform.errors import TooManyRequests
+from shared_code.platform.security_log import security_event
+from shared_code.platform.timeutil import to_iso, utc_now
 
 MAX_ATTEMPTS = 3
 
@@ -57,7 +57,7 @@ def hit(bucket: str, key: str, limit: int, window_seconds: int = 60) -> Decision
     """Count one request of ``key`` in ``bucket`` unless ``limit`` requests were already counted in
     the current window of ``window_seconds`` (windows are aligned to the Unix epoch).
 
-    Raises :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     item_id, ends_at, retry_after = _current(bucket, key, window_seconds)
     for _ in range(MAX_ATTEMPTS):
@@ -85,7 +85,7 @@ def peek(bucket: str, key: str, limit: int, window_seconds: int = 60) -> Decisio
 
     One point read: a concurrent :func:`hit` may still take the last slot, so callers that must
     not exceed ``limit`` count with :func:`hit` afterwards. Raises
-    :class:`~shared_code.errors.ServiceUnavailable` when Cosmos DB is down.
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     item_id, _, retry_after = _current(bucket, key, window_seconds)
     item = cosmos.read_item(cosmos.RATE_LIMITS, item_id, item_id)
@@ -96,7 +96,7 @@ def peek(bucket: str, key: str, limit: int, window_seconds: int = 60) -> Decisio
 def refuse(decision: Decision, limit: int, detail: str, **log_fields: Any) -> None:
     """When ``decision`` (from :func:`hit` or :func:`peek`) is not allowed: log a ``rate_limited``
     security event with ``limit``, ``retry_after`` and ``log_fields`` (no secrets), and raise
-    :class:`~shared_code.errors.TooManyRequests` ``rate_limited`` (429) with ``Retry-After`` in
+    :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429) with ``Retry-After`` in
     seconds (RFC 9110 §10.2.3) and ``detail`` as its explanation. Does nothing when allowed.
     """
     if decision.allowed:
@@ -107,7 +107,7 @@ def refuse(decision: Decision, limit: int, detail: str, **log_fields: Any) -> No
 
 def enforce(bucket: str, key: str, limit: int, window_seconds: int, detail: str, **log_fields: Any) -> Decision:
     """:func:`hit`, then :func:`refuse` when over ``limit``: counts the request or raises
-    :class:`~shared_code.errors.TooManyRequests` (429 with ``Retry-After``), logging the refusal."""
+    :class:`~shared_code.platform.errors.TooManyRequests` (429 with ``Retry-After``), logging the refusal."""
     decision = hit(bucket, key, limit, window_seconds)
     refuse(decision, limit, detail, **log_fields)
     return decision

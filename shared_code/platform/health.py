@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from shared_code import blobs, cosmos
-from shared_code.config import get_settings
-from shared_code.errors import ServiceUnavailable
+from shared_code.platform import blobs, cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.errors import ServiceUnavailable
 
 
 def _probe(check: Callable[[], object]) -> dict[str, Any]:
@@ -34,6 +34,6 @@ def check_health() -> dict[str, dict[str, Any]]:
     """Probe Cosmos DB (read the database) and Blob Storage (read the uploads container).
 
     Returns ``{"cosmos": {"status": "up"|"down", "latency_ms": float}, "blob": {...}}``.
-    Raises :class:`~shared_code.config.ConfigError` when the stores are not configured.
+    Raises :class:`~shared_code.platform.config.ConfigError` when the stores are not configured.
     """
     return {"cosmos": _probe(_cosmos), "blob": _probe(_blob)}

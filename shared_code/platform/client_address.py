@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable, Mapping
 
-from shared_code.config import IPNetwork
+from shared_code.platform.config import IPNetwork
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -22,7 +22,7 @@ import unicodedata
 import bcrypt
 from cryptography.hazmat.primitives import hashes, hmac
 
-from shared_code.config import get_settings
+from shared_code.platform.config import get_settings
 
 # A valid bcrypt hash of a random value: checked against when a user is unknown, so that a login
 # for an unknown account costs the same bcrypt work as one with a wrong password.
@@ -40,7 +40,7 @@ def hash_password(password: str) -> str:
     """The bcrypt hash (``$2b$<cost>$…``, 60 ASCII chars) of ``password`` (any length, any Unicode).
 
     Takes about 0.3 s at cost 12 by design. Raises
-    :class:`~shared_code.config.ConfigError` when ``PASSWORD_PEPPER`` is missing or malformed.
+    :class:`~shared_code.platform.config.ConfigError` when ``PASSWORD_PEPPER`` is missing or malformed.
     """
     return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(get_settings().bcrypt_cost)).decode("ascii")
 

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from shared_code.crypto import sha256_hex
+from shared_code.platform.crypto import sha256_hex
 
 log = logging.getLogger("trustgate.security")
 
