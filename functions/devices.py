@@ -5,7 +5,8 @@ Handlers only parse, call :mod:`shared_code`, and map the result to a JSON respo
 
 import azure.functions as func
 
-from shared_code import challenges, device_files, devices, integrity, integrity_decode
+from shared_code.devices import challenges, files, registry
+from shared_code.devices.integrity import decode, verdicts
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
 from shared_code.platform.errors import BadRequest
@@ -18,7 +19,7 @@ MAX_KEY_PEM_CHARS = 16 * 1024
 
 
 def _device(req: func.HttpRequest) -> dict:
-    return devices.authenticate(req.headers.get("deviceid"), req.headers.get("deviceToken"))
+    return registry.authenticate(req.headers.get("deviceid"), req.headers.get("deviceToken"))
 
 
 def _public_key(pem: str) -> DevicePublicKey:
@@ -33,9 +34,9 @@ def _public_key(pem: str) -> DevicePublicKey:
 def register_device(req: func.HttpRequest) -> func.HttpResponse:
     """POST /register-device {deviceid, deviceToken} → 201 / 400 / 409."""
     body = read_json_object(req)
-    deviceid = require_string(body, "deviceid", pattern=devices.DEVICE_ID_PATTERN, max_length=128)
-    token = require_string(body, "deviceToken", min_length=devices.MIN_TOKEN_LENGTH, max_length=devices.MAX_TOKEN_LENGTH)
-    devices.register_device(deviceid, token)
+    deviceid = require_string(body, "deviceid", pattern=registry.DEVICE_ID_PATTERN, max_length=128)
+    token = require_string(body, "deviceToken", min_length=registry.MIN_TOKEN_LENGTH, max_length=registry.MAX_TOKEN_LENGTH)
+    registry.register_device(deviceid, token)
     return json_response(201, "device_registered", deviceid=deviceid)
 
 
@@ -60,7 +61,7 @@ def attest_device(req: func.HttpRequest) -> func.HttpResponse:
         signature = b64decode_strict(require_string(body, "signature", max_length=4096))
     except ValueError:
         raise BadRequest("invalid_signature_encoding", "signature must be base64") from None
-    attested = devices.attest_device(device, key, challenge, signature)
+    attested = registry.attest_device(device, key, challenge, signature)
     return json_response(200, "device_attested", deviceid=attested["id"], key_type=attested["key_type"])
 
 
@@ -69,14 +70,14 @@ def attest_device(req: func.HttpRequest) -> func.HttpResponse:
 def upload_file(req: func.HttpRequest) -> func.HttpResponse:
     """POST /upload-file multipart {challenge, signed_challenge, public_key?, file} → 200 / 400 / 401 / 403 / 413."""
     device = _device(req)
-    fields, files = read_multipart(req, get_settings().max_upload_bytes)
-    part = files.get("file")
+    fields, parts = read_multipart(req, get_settings().max_upload_bytes)
+    part = parts.get("file")
     if part is None:
         raise BadRequest("missing_fields", "'file' part is required")
     challenge = require_string(fields, "challenge", max_length=256, error="invalid_field")
     signature = require_string(fields, "signed_challenge", max_length=8192)
-    incoming = device_files.IncomingFile(part.stream, part.filename or "", part.mimetype)
-    record = device_files.store_upload(device, incoming, challenge, signature, fields.get("public_key") or None)
+    incoming = files.IncomingFile(part.stream, part.filename or "", part.mimetype)
+    record = files.store_upload(device, incoming, challenge, signature, fields.get("public_key") or None)
     return json_response(
         200, "file_uploaded",
         file_id=record["id"], blob_name=record["blob_name"], sha256=record["sha256"], size=record["size"],
@@ -89,8 +90,8 @@ def list_files(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/files?page_size&continuation (device headers) → 200 the device's files, newest first."""
     device = _device(req)
     page_size = parse_int_param(req.params.get("page_size"), "page_size", get_settings().files_page_size, 1, 200)
-    files, continuation = device_files.list_files(device["id"], page_size, req.params.get("continuation"))
-    return json_response(200, "files_listed", files=files, continuation=continuation)
+    page, continuation = files.list_files(device["id"], page_size, req.params.get("continuation"))
+    return json_response(200, "files_listed", files=page, continuation=continuation)
 
 
 @devices_bp.route(route="verify", methods=["POST"])
@@ -99,12 +100,12 @@ def verify_integrity(req: func.HttpRequest) -> func.HttpResponse:
     """POST /verify {token, request_hash?} (device headers) → 200 {valid, verdict, failed_checks} / 400 / 401 / 403 / 503."""
     device = _device(req)
     body = read_json_object(req)
-    token = require_string(body, "token", pattern=integrity_decode.TOKEN_PATTERN,
-                           max_length=integrity_decode.MAX_TOKEN_CHARS, error="invalid_integrity_token")
+    token = require_string(body, "token", pattern=decode.TOKEN_PATTERN,
+                           max_length=decode.MAX_TOKEN_CHARS, error="invalid_integrity_token")
     request_hash = None
     if body.get("request_hash") is not None:
         request_hash = require_string(body, "request_hash", max_length=512)
-    result = integrity.verify_token(device, token, request_hash)
+    result = verdicts.verify_token(device, token, request_hash)
     return json_response(200, "integrity_verified" if result["valid"] else "integrity_failed", **result)
 
 
@@ -112,4 +113,4 @@ def verify_integrity(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def get_device(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/device (device headers) → 200 the device's own record (never its token hash) / 401 / 403."""
-    return json_response(200, "device", device=devices.public_view(_device(req)))
+    return json_response(200, "device", device=registry.public_view(_device(req)))

@@ -7,7 +7,7 @@ import logging
 
 import azure.functions as func
 
-from shared_code.device_files import record_uploaded_blob
+from shared_code.devices.files import record_uploaded_blob
 
 uploads_bp = func.Blueprint()
 log = logging.getLogger("trustgate.uploads")

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared_code import integrity
+from shared_code.devices.integrity import verdicts
 from shared_code.platform import cosmos
 from shared_code.platform.crypto import sha256_hex
 from shared_code.platform.timeutil import utc_now
@@ -249,7 +249,7 @@ def test_uploads_need_a_recent_passing_verdict_when_required(configure, device, 
     status, body = device.upload(b"verified device")
     assert (status, body["message"]) == (200, "file_uploaded")
     later = utc_now() + timedelta(seconds=301)
-    monkeypatch.setattr(integrity, "utc_now", lambda: later)
+    monkeypatch.setattr(verdicts, "utc_now", lambda: later)
     status, body = device.upload(b"verdict too old")
     assert (status, body["message"]) == (403, "integrity_required")
     monkeypatch.undo()

@@ -6,7 +6,7 @@ Uses its own emulators (function scope) so stopping them does not disturb other 
 
 import pytest
 
-from shared_code import device_files
+from shared_code.devices import files
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import ServiceUnavailable
@@ -34,8 +34,8 @@ def test_blob_outage_gives_503_and_no_record(own_stack):
     stack.stop_blob()
     status, result = call("upload_file", "POST", "upload-file", headers=headers, body=body)
     assert (status, result["message"]) == (503, "service_unavailable")
-    files, _ = device_files.list_files(actor.deviceid, 10, None)
-    assert files == []
+    listed, _ = files.list_files(actor.deviceid, 10, None)
+    assert listed == []
 
 
 def test_record_write_failure_removes_the_blob(own_stack, monkeypatch):

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared_code import integrity_policy as policy
+from shared_code.devices.integrity import policy
 from tests.support.play_integrity import CERT_DIGEST, PACKAGE, payload
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ Google's server-side guidance (developer.android.com/google/play/integrity/class
   SubjectPublicKeyInfo). Both from the Play Console; handled with joserfc.
 
 Either way the result is the verdict payload (a dict with ``requestDetails``, ``appIntegrity``,
-``deviceIntegrity``, ``accountDetails`` ...), checked by :mod:`shared_code.integrity_policy`.
+``deviceIntegrity``, ``accountDetails`` ...), checked by :mod:`shared_code.devices.integrity.policy`.
 
 Failure mapping (fail closed: nothing here ever yields a payload it could not verify):
 - the token is garbage, tampered, or uses other algorithms / keys → :class:`InvalidIntegrityToken`
@@ -65,10 +65,10 @@ def decode_token(token: str) -> dict[str, Any]:
     # The decoders are imported on first use: joserfc and google-auth then stay out of the cold
     # start of every other endpoint (about 50 ms of imports).
     if settings.play_integrity_mode == "local":
-        from shared_code import integrity_local
+        from shared_code.devices.integrity import local_decoder
 
-        return integrity_local.decode_locally(token, *integrity_local.response_keys(
+        return local_decoder.decode_locally(token, *local_decoder.response_keys(
             settings.play_integrity_decryption_key, settings.play_integrity_verification_key))
-    from shared_code import integrity_google
+    from shared_code.devices.integrity import google_decoder
 
-    return integrity_google.decode_with_google(token, settings)
+    return google_decoder.decode_with_google(token, settings)

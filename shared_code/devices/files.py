@@ -21,7 +21,8 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContentSettings
 
-from shared_code import challenges, integrity
+from shared_code.devices.integrity import verdicts
+from shared_code.devices import challenges
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import (
@@ -115,7 +116,7 @@ def store_upload(
     settings = get_settings()
     if not device.get("public_key"):
         raise Forbidden("device_not_attested", "attest the device key before uploading")
-    integrity.require_recent_pass(device)
+    verdicts.require_recent_pass(device)
     if claimed_key_pem is not None and _canonical_pem(claimed_key_pem) != device["public_key"]:
         raise Forbidden("public_key_mismatch", "public_key differs from the device's attested key")
     content_type = (incoming.content_type or "application/octet-stream").lower()

@@ -8,7 +8,7 @@ A device record (container ``devices``, partition ``/id``)::
      "integrity": {"valid": bool, "verdict": {...}, "failed_checks": [str], "checked_at": iso} | absent}
 
 The deviceToken itself is never stored or logged. ``integrity`` is the latest Play Integrity
-result (:mod:`shared_code.integrity`); the token it came from is not kept here.
+result (:mod:`shared_code.devices.integrity.verdicts`); the token it came from is not kept here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import re
 from typing import Any
 
-from shared_code import challenges
+from shared_code.devices import challenges
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches

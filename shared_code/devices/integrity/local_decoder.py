@@ -4,7 +4,7 @@ The token is a compact JWE (RFC 7516; ``alg`` A256KW, ``enc`` A256GCM) under the
 AES-256 response decryption key, around a compact JWS (RFC 7515; ``alg`` ES256) verifiable with
 the response verification key (EC P-256, DER SubjectPublicKeyInfo); handled with joserfc
 (developer.android.com/google/play/integrity/classic, "Decrypt and verify the integrity verdict").
-See :mod:`shared_code.integrity_decode` for the failure mapping.
+See :mod:`shared_code.devices.integrity.decode` for the failure mapping.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
 
 from shared_code.platform.config import ConfigError
-from shared_code.integrity_decode import (
+from shared_code.devices.integrity.decode import (
     JWE_ALGORITHMS,
     JWS_ALGORITHMS,
     InvalidIntegrityToken,

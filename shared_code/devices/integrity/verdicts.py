@@ -3,11 +3,11 @@
 Flow of :func:`verify_token`, after Google's server-side guidance
 (developer.android.com/google/play/integrity/classic, /standard and /verdicts):
 
-1. decode the token (:mod:`shared_code.integrity_decode`: Google's decodeIntegrityToken or the
+1. decode the token (:mod:`shared_code.devices.integrity.decode`: Google's decodeIntegrityToken or the
    app's own keys); an undecodable token is 400, an unreachable Google 503, nothing stored;
 2. record the token as used (container ``integrity_tokens``, id = SHA-256 of the token, an
    atomic create): a second use fails ``token_unused``;
-3. the stateless checks of :mod:`shared_code.integrity_policy`, and for a classic request the
+3. the stateless checks of :mod:`shared_code.devices.integrity.policy`, and for a classic request the
    nonce: it must be a live challenge issued to this device by ``/api/challenge``, and is
    consumed (``nonce``); for a standard request ``requestHash`` must equal the declared hash;
 4. store the result on the device record (latest verdict wins) and return it.
@@ -19,7 +19,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from shared_code import challenges, devices, integrity_decode, integrity_policy
+from shared_code.devices.integrity import decode, policy
+from shared_code.devices import challenges, registry
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import sha256_hex
@@ -29,9 +30,9 @@ from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 log = logging.getLogger("trustgate.integrity")
 
 
-def _expectations(request_hash: str | None) -> integrity_policy.Expectations:
+def _expectations(request_hash: str | None) -> policy.Expectations:
     settings = get_settings()
-    return integrity_policy.Expectations(
+    return policy.Expectations(
         package_name=settings.play_integrity_package_name,
         cert_digests=settings.play_integrity_cert_digests,
         min_device=settings.play_integrity_min_device,
@@ -48,7 +49,7 @@ def _first_use(token: str, deviceid: str) -> bool:
     token can pass the timestamp check, after which it could not pass anyway. A record that
     outlives its ``expires_at`` (no native TTL on the emulator) still counts as used.
     """
-    ttl = get_settings().play_integrity_max_age_seconds + 2 * integrity_policy.CLOCK_SKEW_SECONDS
+    ttl = get_settings().play_integrity_max_age_seconds + 2 * policy.CLOCK_SKEW_SECONDS
     now = utc_now()
     item = {"id": sha256_hex(token), "deviceid": deviceid, "used_at": to_iso(now),
             "expires_at": to_iso(now + timedelta(seconds=ttl)), "ttl": ttl}
@@ -60,7 +61,7 @@ def _first_use(token: str, deviceid: str) -> bool:
 
 
 def _nonce_is_live_challenge(deviceid: str, payload: dict[str, Any]) -> bool:
-    value = integrity_policy.nonce(payload)
+    value = policy.nonce(payload)
     if value is None:
         return False
     try:
@@ -73,29 +74,29 @@ def _nonce_is_live_challenge(deviceid: str, payload: dict[str, Any]) -> bool:
 def verify_token(device: dict[str, Any], token: str, request_hash: str | None = None) -> dict[str, Any]:
     """Verify a Play Integrity ``token`` for ``device``; returns and stores the result::
 
-        {"valid": bool, "verdict": integrity_policy.summarize(...), "failed_checks": [names],
+        {"valid": bool, "verdict": policy.summarize(...), "failed_checks": [names],
          "checked_at": iso}
 
     ``request_hash`` given → standard request (compared with ``requestHash``); omitted →
     classic request (``nonce`` must be this device's live challenge). Raises
-    :class:`~shared_code.integrity_decode.InvalidIntegrityToken` (400),
+    :class:`~shared_code.devices.integrity.decode.InvalidIntegrityToken` (400),
     :class:`~shared_code.platform.errors.ServiceUnavailable` (503) and
     :class:`~shared_code.platform.config.ConfigError` (500), storing nothing in those cases.
     """
-    payload = integrity_decode.decode_token(token)
+    payload = decode.decode_token(token)
     now = utc_now()
-    failed = integrity_policy.evaluate(payload, _expectations(request_hash), now)
+    failed = policy.evaluate(payload, _expectations(request_hash), now)
     if request_hash is None and not _nonce_is_live_challenge(device["id"], payload):
-        failed.append(integrity_policy.NONCE)
+        failed.append(policy.NONCE)
     if not _first_use(token, device["id"]):
-        failed.append(integrity_policy.TOKEN_UNUSED)
+        failed.append(policy.TOKEN_UNUSED)
     result = {
         "valid": not failed,
-        "verdict": integrity_policy.summarize(payload, "classic" if request_hash is None else "standard"),
+        "verdict": policy.summarize(payload, "classic" if request_hash is None else "standard"),
         "failed_checks": failed,
         "checked_at": to_iso(now),
     }
-    devices.record_integrity(device, result)
+    registry.record_integrity(device, result)
     log.info("integrity verdict for %s: valid=%s failed=%s", device["id"], result["valid"], ",".join(failed))
     return result
 

@@ -5,7 +5,7 @@
 ``https://www.googleapis.com/auth/playintegrity`` (google-auth signs the RFC 7523 JWT-bearer
 assertion with the service account's RSA key and sends it to the key's ``token_uri``); the answer
 is ``{"tokenPayloadExternal": payload}`` (developer.android.com/google/play/integrity/classic,
-"Decrypt and verify the integrity verdict"). See :mod:`shared_code.integrity_decode` for the
+"Decrypt and verify the integrity verdict"). See :mod:`shared_code.devices.integrity.decode` for the
 failure mapping.
 """
 
@@ -23,7 +23,7 @@ from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
 from shared_code.platform.config import ConfigError, Settings
-from shared_code.integrity_decode import SCOPE, InvalidIntegrityToken, unavailable
+from shared_code.devices.integrity.decode import SCOPE, InvalidIntegrityToken, unavailable
 
 log = logging.getLogger("trustgate.integrity")
 

@@ -11,7 +11,7 @@ fields used::
 
 Every check has a name; :func:`evaluate` returns the names of those that fail. The stateful
 checks (``nonce``: a live challenge of this device, consumed; ``token_unused``) are run by
-:mod:`shared_code.integrity`, which reports them under the names below.
+:mod:`shared_code.devices.integrity.verdicts`, which reports them under the names below.
 """
 
 from __future__ import annotations

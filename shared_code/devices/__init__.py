@@ -1,0 +1,11 @@
+"""Devices (seed 000): the devices that prove who they are and upload files.
+
+- ``registry``: registration (device token kept as an HMAC), authentication of device calls,
+  attestation of the device key, the record's public view;
+- ``challenges``: single-use challenges bound to one device (issue, consume);
+- ``files``: signed uploads (blob + file record), the blob trigger's digest check, listing;
+- ``integrity/``: Google Play Integrity verdicts (decoders, policy checks, replay records, the
+  upload gate).
+
+No imports here: importing one module loads only its own dependencies (cold start).
+"""
