@@ -19,7 +19,7 @@ import requests
 N = 40
 WARMUP = 3
 # The benchmark guesses one account's password N + WARMUP times from one address: lift the
-# login throttling (shared_code.auth_throttle) that would otherwise answer 429 after a few.
+# login throttling (shared_code.platform.login_throttle) that would otherwise answer 429 after a few.
 BENCH_SETTINGS = {"LOGIN_RATE_LIMIT_PER_MINUTE": "1000000", "LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE": "1000000"}
 
 
@@ -33,7 +33,7 @@ def run(base_url: str, mailbox) -> dict[str, object]:
     """Measure and print; returns ``{"unknown": Stats, "wrong": Stats}`` in milliseconds."""
     from benchmarks.report import heading, summarize, table
     from client.user_api import UserClient
-    from shared_code import otp
+    from shared_code.accounts import otp
 
     email, password = f"bench-{secrets.token_hex(4)}@example.org", "Tg-" + secrets.token_urlsafe(18)
     users = UserClient(base_url)

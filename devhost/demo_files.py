@@ -63,7 +63,7 @@ def _client(home: Path, *args: str, stdin: str | None = None, expect_ok: bool = 
 
 def _sign_in(server: str, mailbox: Mailbox, home: Path, email: str) -> None:
     """Register ``email`` and log in through the CLI, typing the codes that arrive in ``mailbox``."""
-    from shared_code import otp
+    from shared_code.accounts import otp
 
     password = secrets.token_urlsafe(18)
     home.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from typing import Iterator
 
 from aiosmtpd.controller import Controller
 
-from shared_code.mail import PURPOSE_HEADER
+from shared_code.accounts.mail import PURPOSE_HEADER
 
 OTP_IN_BODY = re.compile(r"^\s*([0-9]{6})\s*$", re.MULTILINE)
 

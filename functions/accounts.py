@@ -1,11 +1,12 @@
 """Accounts API (seed 002): register and log in, each confirmed by an emailed one-time code.
 
-Handlers only parse, call :mod:`shared_code.accounts`, and map the result to a JSON response.
+Handlers only parse, call :mod:`shared_code.accounts` (``registration``, ``signin``), and map the result to a JSON response.
 """
 
 import azure.functions as func
 
-from shared_code import accounts, auth_throttle
+from shared_code.accounts import registration, signin
+from shared_code.platform import login_throttle
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 
 accounts_bp = func.Blueprint()
@@ -26,9 +27,9 @@ def _credentials(req: func.HttpRequest, secret_field: str, max_length: int) -> t
 @handle_errors
 def register(req: func.HttpRequest) -> func.HttpResponse:
     """POST /register {email, password} → 200 registration_pending / 400 user_exists, weak_password / 429 / 503."""
-    auth_throttle.admit_client(req.headers, "register")
+    login_throttle.admit_client(req.headers, "register")
     email, password = _credentials(req, "password", MAX_PASSWORD_CHARS)
-    accounts.register(email, password)
+    registration.register(email, password)
     return json_response(200, "registration_pending")
 
 
@@ -37,7 +38,7 @@ def register(req: func.HttpRequest) -> func.HttpResponse:
 def verify_register(req: func.HttpRequest) -> func.HttpResponse:
     """POST /verify_register {email, otp} → 200 registration_success / 400 no_pending_registration / 401 otp_failed."""
     email, code = _credentials(req, "otp", MAX_OTP_CHARS)
-    accounts.verify_register(email, code)
+    registration.verify_register(email, code)
     return json_response(200, "registration_success")
 
 
@@ -45,9 +46,9 @@ def verify_register(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def login(req: func.HttpRequest) -> func.HttpResponse:
     """POST /login {email, password} → 200 login_otp_sent / 401 login_failed (unknown email or wrong password) / 429."""
-    auth_throttle.admit_client(req.headers, "login")
+    login_throttle.admit_client(req.headers, "login")
     email, password = _credentials(req, "password", MAX_PASSWORD_CHARS)
-    accounts.login(email, password)
+    signin.login(email, password)
     return json_response(200, "login_otp_sent")
 
 
@@ -56,7 +57,7 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
 def verify_login(req: func.HttpRequest) -> func.HttpResponse:
     """POST /verify_login {email, otp} → 200 login_success {sid} / 401 otp_failed."""
     email, code = _credentials(req, "otp", MAX_OTP_CHARS)
-    sid = accounts.verify_login(email, code)
+    sid = signin.verify_login(email, code)
     return json_response(200, "login_success", sid=sid)
 
 
@@ -64,5 +65,5 @@ def verify_login(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def logout(req: func.HttpRequest) -> func.HttpResponse:
     """POST /logout (header sid) → 200 logout_success / 403 invalid_session."""
-    accounts.logout(req.headers.get("sid"))
+    signin.logout(req.headers.get("sid"))
     return json_response(200, "logout_success")

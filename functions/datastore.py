@@ -7,7 +7,7 @@ parse, call :mod:`shared_code.datastore` / :mod:`shared_code.kms`, and respond.
 import azure.functions as func
 
 from shared_code import datastore, kms
-from shared_code.sessions import session_email
+from shared_code.accounts.sessions import session_email
 from shared_code.platform.http import handle_errors, json_response, read_json_object
 
 datastore_bp = func.Blueprint()

@@ -5,7 +5,8 @@ Handlers only parse, call :mod:`shared_code` and map the result to a JSON respon
 
 import azure.functions as func
 
-from shared_code import auth_throttle, gatherer, message_log
+from shared_code import gatherer, message_log
+from shared_code.platform import login_throttle
 from shared_code.access_tokens import bearer_token
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import BadRequest
@@ -43,7 +44,7 @@ def gather_identify(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def gather_authenticate(req: func.HttpRequest) -> func.HttpResponse:
     """POST /authenticate {message_type: AUTHENTICATE, username, password} → 200 {token} / 401 / 409 / 429."""
-    auth_throttle.admit_client(req.headers, "authenticate")
+    login_throttle.admit_client(req.headers, "authenticate")
     body = _request(req, "AUTHENTICATE")
     username = _username(body)
     password = require_string(body, "password", max_length=gatherer.MAX_PASSWORD_CHARS)

@@ -25,8 +25,8 @@ import logging
 import re
 from typing import Any
 
-from shared_code import access_tokens, auth_throttle
-from shared_code.platform import cosmos
+from shared_code import access_tokens
+from shared_code.platform import cosmos, login_throttle
 from shared_code.platform.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
 from shared_code.platform.passwords import hash_password, verify_password
 from shared_code.platform.timeutil import to_iso, utc_now
@@ -85,9 +85,9 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
     (the state stays Identified), ``state_conflict`` (409) when a racing request won, and
     :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429, before the user is read,
     so known and unknown names and right and wrong passwords are alike) over
-    ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.auth_throttle`).
+    ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.platform.login_throttle`).
     """
-    auth_throttle.admit_attempt("authenticate", username)
+    login_throttle.admit_attempt("authenticate", username)
     user = _read(username)
     if user is None or user.get("state") != IDENTIFIED:
         raise Conflict("not_identified", "send IDENTIFY for this user first")

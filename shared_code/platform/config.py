@@ -91,7 +91,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("OTP_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC of one-time codes", secret=True),
     SettingSpec("OTP_TTL_SECONDS", "600", "lifetime of an emailed one-time code, seconds"),
     # Empty defaults on purpose: only the accounts endpoints mail, and they answer 500
-    # configuration_error naming the setting (shared_code.mail), so an app deployed before its mail
+    # configuration_error naming the setting (shared_code.accounts.mail), so an app deployed before its mail
     # relay is configured still serves devices, tokens and messages.
     SettingSpec("SMTP_HOST", "", "SMTP server that sends the one-time code mails"),
     SettingSpec("SMTP_PORT", "587", "SMTP server port"),

@@ -14,7 +14,7 @@ import requests
 from client.device_api import ClientError
 from client.session_store import load_session, session_path
 from client.user_api import UserClient
-from shared_code import otp
+from shared_code.accounts import otp
 from tests.conftest import ROOT
 from tests.support.accounts import new_email, strong_password
 from tests.support.mail import latest_otp, otp_count

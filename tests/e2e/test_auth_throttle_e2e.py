@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from shared_code import otp
+from shared_code.accounts import otp
 from shared_code.platform import config, rate_limit
 from tests.support.accounts import register_user
 from tests.support.mail import latest_otp, otp_count

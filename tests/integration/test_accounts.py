@@ -12,7 +12,7 @@ from datetime import timedelta
 import bcrypt
 import pytest
 
-from shared_code import accounts, otp, sessions
+from shared_code.accounts import otp, registration, signin, sessions
 from shared_code.platform import config, cosmos, passwords
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import keyed_hash
@@ -320,7 +320,7 @@ def test_smtp_down_at_login_leaves_the_previous_code_valid(mail_server):
 
 def test_fifty_concurrent_registrations_of_one_email_make_one_account(mail_server, monkeypatch):
     # bcrypt at cost 4 for this test only: the race is about storage, not hashing speed.
-    monkeypatch.setattr(accounts, "hash_password",
+    monkeypatch.setattr(registration, "hash_password",
                         lambda pw: bcrypt.hashpw(passwords._prehash(pw), bcrypt.gensalt(4)).decode())
     # Each thread knows the code its own request mailed (the real generator, recorded per thread).
     real_new_code, local, issued = otp.new_code, threading.local(), {}

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from shared_code import otp
+from shared_code.accounts import otp
 from shared_code.platform import config, cosmos, rate_limit
 from shared_code.platform.security_log import subject_ref
 from tests.support.accounts import new_email, register_user, strong_password

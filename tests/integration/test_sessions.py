@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared_code import sessions
+from shared_code.accounts import sessions
 from shared_code.platform import cosmos
 from shared_code.platform.crypto import sha256_hex
 from shared_code.platform.errors import Forbidden

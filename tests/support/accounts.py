@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from devhost.mailbox import Mailbox
-from shared_code import accounts, otp
+from shared_code.accounts import otp, registration, signin
 from tests.support.mail import latest_otp, otp_count
 
 
@@ -42,16 +42,16 @@ def register_user(mailbox: Mailbox, email: str | None = None, password: str | No
     """Register (register + verify_register with the mailed code) and return the user."""
     user = TestUser(email or new_email(), password or strong_password())
     before = otp_count(mailbox, user.email, otp.REGISTER)
-    accounts.register(user.email, user.password)
-    accounts.verify_register(user.email, latest_otp(mailbox, user.email, otp.REGISTER, after=before))
+    registration.register(user.email, user.password)
+    registration.verify_register(user.email, latest_otp(mailbox, user.email, otp.REGISTER, after=before))
     return user
 
 
 def login_user(mailbox: Mailbox, user: TestUser) -> str:
     """Log ``user`` in (login + verify_login with the mailed code); sets and returns ``user.sid``."""
     before = otp_count(mailbox, user.email, otp.LOGIN)
-    accounts.login(user.email, user.password)
-    user.sid = accounts.verify_login(user.email, latest_otp(mailbox, user.email, otp.LOGIN, after=before))
+    signin.login(user.email, user.password)
+    user.sid = signin.verify_login(user.email, latest_otp(mailbox, user.email, otp.LOGIN, after=before))
     return user.sid
 
 

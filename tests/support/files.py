@@ -1,7 +1,7 @@
 """Users, sessions and requests for the KMS and encrypted-store handlers (integration tests).
 
 Users are written straight into the ``users`` container and sessions made with
-:func:`shared_code.sessions.create_session`: the accounts endpoints are another area's.
+:func:`shared_code.accounts.sessions.create_session`: the accounts endpoints are another area's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from client.envelope import Sealed, seal
-from shared_code import sessions
+from shared_code.accounts import sessions
 from shared_code.platform import cosmos
 from shared_code.platform.timeutil import to_iso, utc_now
 from tests.support.devices import call

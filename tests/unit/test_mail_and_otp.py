@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from devhost.mailbox import otp_from, running_mailbox, smtp_settings
-from shared_code import mail, otp
+from shared_code.accounts import mail, otp
 from shared_code.platform import config
 from shared_code.platform.errors import ServiceUnavailable
 from tests.support.mail import smtp_unreachable

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 import devhost.__main__ as cli
 from devhost.demo_files import DEMO_FILE, file_store_demo, same_bytes
-from shared_code.mail import PURPOSE_HEADER
+from shared_code.accounts.mail import PURPOSE_HEADER
 
 
 def test_same_bytes_holds_only_for_an_exact_copy(tmp_path):

@@ -22,7 +22,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from shared_code import auth_throttle, mail
+from shared_code.accounts import mail, throttle
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import keyed_hash, keyed_hash_matches
@@ -91,11 +91,11 @@ def send_code(email: str, purpose: str, payload: dict[str, Any] | None = None) -
     The mail is sent first: when SMTP fails nothing is stored and the previous code stays as it
     was. Returns the expiry. Raises :class:`~shared_code.platform.errors.TooManyRequests`
     ``rate_limited`` when ``email`` already had ``MAIL_RATE_LIMIT_PER_HOUR`` mails this hour
-    (:mod:`shared_code.auth_throttle`; nothing is mailed or stored), and
+    (:mod:`shared_code.accounts.throttle`; nothing is mailed or stored), and
     :class:`~shared_code.platform.errors.ServiceUnavailable` (``mail_unavailable`` or the database's) on
     an outage.
     """
-    auth_throttle.admit_mail(email)
+    throttle.admit_mail(email)
     code = new_code()
     mail.send(mail.otp_message(email, code, purpose, get_settings().otp_ttl_seconds))
     return store(email, purpose, code, payload)

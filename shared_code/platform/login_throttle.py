@@ -1,7 +1,8 @@
-"""Throttling of password guessing and OTP mail-bombing (OWASP Authentication Cheat Sheet,
-"Protect against automated attacks"; NIST SP 800-63B §5.2.2 "Rate Limiting (Throttling)").
+"""Throttling of password guessing (OWASP Authentication Cheat Sheet, "Protect against automated
+attacks"; NIST SP 800-63B §5.2.2 "Rate Limiting (Throttling)"), for every area that checks
+passwords (accounts' ``/login``, the gatherer's ``/authenticate``).
 
-Three fixed-window limits, counted in Cosmos DB by :mod:`shared_code.platform.rate_limit` so every
+Two fixed-window limits, counted in Cosmos DB by :mod:`shared_code.platform.rate_limit` so every
 instance of the app shares them:
 
 - per client address (``X-Forwarded-For`` as far as ``TRUSTED_PROXY_HOPS`` allows) and endpoint:
@@ -11,12 +12,11 @@ instance of the app shares them:
   password is checked (atomically, so concurrent guesses cannot race past the limit), and over the
   limit the answer is 429 whether the password is right or wrong (no oracle) and whether the
   account exists or not (no enumeration). The window is one minute and nothing else is kept: an
-  attacker can hold a victim's account shut only while he keeps guessing, never for longer;
-- per email address: ``MAIL_RATE_LIMIT_PER_HOUR`` OTP mails (registration and login codes).
+  attacker can hold a victim's account shut only while he keeps guessing, never for longer.
 
 A refusal raises :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429 with
-``Retry-After``) before anything is read, mailed or stored, and logs a ``rate_limited`` security
-event naming the limit; accounts and email addresses appear there only as
+``Retry-After``) before anything is read or stored, and logs a ``rate_limited`` security event
+naming the limit; accounts appear there only as
 :func:`~shared_code.platform.security_log.subject_ref`.
 """
 
@@ -30,8 +30,6 @@ from shared_code.platform.config import get_settings
 from shared_code.platform.security_log import subject_ref
 
 MINUTE = 60
-HOUR = 3600
-MAIL_BUCKET = "otp_mail"
 
 
 def admit_client(headers: Mapping[str, str], endpoint: str) -> str:
@@ -53,24 +51,3 @@ def admit_attempt(endpoint: str, account: str) -> None:
     rate_limit.enforce(f"{endpoint}_account", account, limit, MINUTE,
                        f"at most {limit} attempts a minute for one account: wait and try again",
                        limit_kind="account", endpoint=endpoint, account_ref=subject_ref(account))
-
-
-def check_mail(email: str) -> None:
-    """Refuse (429) when ``email`` has had ``MAIL_RATE_LIMIT_PER_HOUR`` OTP mails this hour,
-    without counting anything: lets ``/login`` answer a throttled address before the password is
-    checked, so a right password is not told apart from a wrong one by the mail limit."""
-    limit = get_settings().mail_rate_limit_per_hour
-    rate_limit.refuse(rate_limit.peek(MAIL_BUCKET, email, limit, HOUR), limit, _mail_detail(limit),
-                      limit_kind="mail", email_ref=subject_ref(email))
-
-
-def admit_mail(email: str) -> None:
-    """Count one OTP mail to ``email``; raises ``rate_limited`` (429) over
-    ``MAIL_RATE_LIMIT_PER_HOUR``, in which case no mail may be sent."""
-    limit = get_settings().mail_rate_limit_per_hour
-    rate_limit.enforce(MAIL_BUCKET, email, limit, HOUR, _mail_detail(limit),
-                       limit_kind="mail", email_ref=subject_ref(email))
-
-
-def _mail_detail(limit: int) -> str:
-    return f"at most {limit} codes an hour are mailed to one address: use the last one or wait"

@@ -2,7 +2,7 @@
 
 A user is one item in the ``users`` container whose ``id`` is the normalised email (so a
 create-on-id makes exactly one of N concurrent registrations win). Registration, passwords and
-OTPs live in :mod:`shared_code.accounts`; this module is the small shared contract other areas
+OTPs live in :mod:`shared_code.accounts.registration` and :mod:`~shared_code.accounts.signin`; this module is the small shared contract other areas
 (KMS grants, the data store) use to name users.
 """
 

@@ -1,0 +1,62 @@
+"""Login and logout of secure-file-store accounts (seed 002): password, then an emailed code,
+then a session.
+
+``login`` answers ``login_failed`` for an unknown email and for a wrong password alike, after the
+same work (one point read and one bcrypt check, against a dummy hash when there is no user), so
+neither the answer nor the time says whether an account exists (OWASP Authentication Cheat
+Sheet). ``verify_login`` turns a good login code into a session id
+(:mod:`shared_code.accounts.sessions`).
+
+Throttling: ``login`` counts an attempt on the email, known or not, before the password is
+checked (:mod:`shared_code.platform.login_throttle`), and refuses an address whose OTP mail limit
+is spent before the check too (:mod:`shared_code.accounts.throttle`), so a 429 says nothing about
+the password or the account.
+"""
+
+from __future__ import annotations
+
+from shared_code.accounts import otp, sessions, throttle
+from shared_code.accounts.users import get_user, normalize_email
+from shared_code.platform import login_throttle
+from shared_code.platform.errors import Forbidden, Unauthorized
+from shared_code.platform.passwords import verify_password
+
+
+def login(email: str, password: str) -> str:
+    """Check ``email`` and ``password``, then mail a login code; returns the normalised email.
+
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``login_failed`` for an unknown email and a
+    wrong password alike, :class:`~shared_code.platform.errors.BadRequest` ``invalid_email`` for an address
+    that is not one, :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429, before
+    the password is checked) over ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on the email or when
+    its mail limit is spent, :class:`~shared_code.platform.errors.ServiceUnavailable` on an outage.
+    """
+    address = normalize_email(email)
+    login_throttle.admit_attempt("login", address)
+    throttle.check_mail(address)
+    user = get_user(address)
+    if not verify_password(password, user.get("password_hash") if user else None):
+        raise Unauthorized("login_failed", "wrong email or password")
+    otp.send_code(address, otp.LOGIN)
+    return address
+
+
+def verify_login(email: str, code: str) -> str:
+    """Exchange a login ``code`` of ``email`` for a new session id (returned, 43 chars).
+
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``.
+    """
+    address = normalize_email(email)
+    otp.verify(address, otp.LOGIN, code)
+    if get_user(address) is None:
+        raise Unauthorized("otp_failed", "the code is wrong, expired or already used")
+    return sessions.create_session(address)
+
+
+def logout(sid: str | None) -> None:
+    """End the session ``sid`` at once.
+
+    Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when there is no such session.
+    """
+    if not sessions.end_session(sid):
+        raise Forbidden("invalid_session", "a live session id is required in the sid header")
