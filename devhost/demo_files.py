@@ -77,7 +77,7 @@ def _sign_in(server: str, mailbox: Mailbox, home: Path, email: str) -> None:
 def _stored_is_ciphertext(file_name: str, plaintext: bytes) -> tuple[bool, str]:
     """Read the file's blob straight from the store (this process hosts the app): it must be the
     AES-GCM ciphertext (plaintext length + 16-byte tag) and hold none of the plaintext's lines."""
-    from shared_code import kms
+    from shared_code.filestore import kms
     from shared_code.platform import blobs
     from shared_code.platform.config import get_settings
 

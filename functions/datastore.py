@@ -1,12 +1,12 @@
 """Encrypted store API (seed 002 "data server"): upload, download and list encrypted files.
 
 Every call needs a live session in the ``sid`` header (403 ``invalid_session``). Handlers only
-parse, call :mod:`shared_code.datastore` / :mod:`shared_code.kms`, and respond.
+parse, call :mod:`shared_code.filestore.datastore` / :mod:`shared_code.filestore.kms`, and respond.
 """
 
 import azure.functions as func
 
-from shared_code import datastore, kms
+from shared_code.filestore import datastore, kms
 from shared_code.accounts.sessions import session_email
 from shared_code.platform.http import handle_errors, json_response, read_json_object
 

@@ -1,14 +1,14 @@
 """KMS API (seed 002 "KMS server"): per-file RSA key pairs, grants and revocation.
 
 Every call needs a live session in the ``sid`` header (403 ``invalid_session``). Handlers only
-parse, call :mod:`shared_code.kms`, and map the result to a JSON response.
+parse, call :mod:`shared_code.filestore.kms`, and map the result to a JSON response.
 """
 
 import base64
 
 import azure.functions as func
 
-from shared_code import kms
+from shared_code.filestore import kms
 from shared_code.accounts.sessions import session_email
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 

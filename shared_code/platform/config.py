@@ -72,7 +72,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PASSWORD_PEPPER", None, "base64 key (>= 32 bytes) for the HMAC pre-hash of passwords before bcrypt", secret=True),
     SettingSpec("BCRYPT_COST", "12", "bcrypt cost factor (log2 rounds), 12..16"),
     # Empty default on purpose: only the KMS endpoints need it, and they answer 500
-    # configuration_error naming it (shared_code.key_wrap), so a missing KEK never stops the rest.
+    # configuration_error naming it (shared_code.filestore.key_wrap), so a missing KEK never stops the rest.
     SettingSpec("KMS_MASTER_KEY", "", "base64 of the 32-byte AES-256 KEK wrapping file private keys (Key Vault reference in Azure)", secret=True),
     SettingSpec("KMS_RSA_KEY_BITS", "3072", "RSA modulus size of new file key pairs: 2048, 3072 or 4096"),
     SettingSpec("ENCRYPTED_FILES_CONTAINER", "encrypted-files", "blob container holding the encrypted store's ciphertexts"),

@@ -52,10 +52,10 @@ CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
 FILES = ContainerSpec("files", "/deviceid")
 USERS = ContainerSpec("users", "/id")
 SESSIONS = ContainerSpec("sessions", "/id", default_ttl=-1)
-# KMS file keys, id = key id (SHA-256 of the file name); see shared_code.kms.
+# KMS file keys, id = key id (SHA-256 of the file name); see shared_code.filestore.kms.
 KMS_KEYS = ContainerSpec("kms_keys", "/id")
 # Who may use a file key, one item per (user, file), partitioned by user so list_files is one
-# single-partition query and an access check one point read; see shared_code.kms.
+# single-partition query and an access check one point read; see shared_code.filestore.kms.
 FILE_ACCESS = ContainerSpec("file_access", "/email")
 
 TOKENS = ContainerSpec("tokens", "/id", default_ttl=-1)

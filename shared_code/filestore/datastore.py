@@ -4,7 +4,7 @@ The server never sees a plaintext or a usable key: ``encrypted_data`` is AES-256
 (tag appended), ``encrypted_aes_key`` the data key wrapped with RSA-OAEP under the file's KMS
 public key, ``encrypted_aes_initial_vector`` the 96-bit GCM nonce.
 
-Blob ``{ENCRYPTED_FILES_CONTAINER}/{key_id}`` (key id: :func:`shared_code.kms.key_id`) holds the
+Blob ``{ENCRYPTED_FILES_CONTAINER}/{key_id}`` (key id: :func:`shared_code.filestore.kms.key_id`) holds the
 ciphertext bytes with the envelope as blob metadata ``encrypted_aes_key`` and
 ``encrypted_aes_iv`` (base64), written in one conditional create (``If-None-Match: *``) so a
 second upload can never overwrite the first. Who may read is decided by the KMS: the key's
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContentSettings
 
-from shared_code import kms
+from shared_code.filestore import kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import b64decode_strict, b64encode_text

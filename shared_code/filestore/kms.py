@@ -3,7 +3,7 @@
 Container ``kms_keys`` (partition ``/id``), one item per file name::
 
     {"id": key_id, "file_name", "owner": email, "key_bits", "public_key": PEM SPKI,
-     "wrapped_private_key": {shared_code.key_wrap form}, "created_at": iso}
+     "wrapped_private_key": {shared_code.filestore.key_wrap form}, "created_at": iso}
 
 Container ``file_access`` (partition ``/email``), one item per user who may use the key::
 
@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared_code import key_wrap
+from shared_code.filestore import key_wrap
 from shared_code.accounts import users
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
@@ -63,7 +63,7 @@ def create_key(owner: str, file_name: str) -> str:
     """Generate the RSA key pair of ``file_name`` (``KMS_RSA_KEY_BITS``, e = 65537), owned by
     ``owner``; returns the public key as PEM SubjectPublicKeyInfo (RFC 5280).
 
-    The private key is stored only wrapped (:mod:`shared_code.key_wrap`). Raises
+    The private key is stored only wrapped (:mod:`shared_code.filestore.key_wrap`). Raises
     :class:`BadRequest` ``file_exists`` when the name already has a key (also when a concurrent
     call won), ``ConfigError`` when the master key is not usable (checked before any work), and
     :class:`ServiceUnavailable` when Cosmos DB fails (then nothing is left behind).
@@ -110,7 +110,7 @@ def private_key_pem(email: str, file_name: str) -> bytes:
     """The PKCS#8 PEM private key of ``file_name`` for its owner or a grantee.
 
     Raises :class:`BadRequest` ``access_denied`` for anyone else and for unknown names (same
-    answer), :class:`~shared_code.key_wrap.KeyUnwrapFailed` or ``ConfigError`` when the master
+    answer), :class:`~shared_code.filestore.key_wrap.KeyUnwrapFailed` or ``ConfigError`` when the master
     key cannot unwrap it, :class:`ServiceUnavailable` when Cosmos DB fails.
     """
     kid = key_id(file_name)
