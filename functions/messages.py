@@ -5,9 +5,9 @@ Handlers only parse, call :mod:`shared_code` and map the result to a JSON respon
 
 import azure.functions as func
 
-from shared_code import gatherer, message_log
+from shared_code.gatherer import protocol, message_log
 from shared_code.platform import login_throttle
-from shared_code.access_tokens import bearer_token
+from shared_code.gatherer.access_tokens import bearer_token
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import BadRequest
 from shared_code.platform.http import handle_errors, json_response, parse_int_param, read_json_object, require_string
@@ -28,7 +28,7 @@ def _request(req: func.HttpRequest, message_type: str, max_bytes: int = 64 * 102
 
 
 def _username(body: dict) -> str:
-    return require_string(body, "username", pattern=gatherer.USERNAME_PATTERN, max_length=32, error="invalid_username")
+    return require_string(body, "username", pattern=protocol.USERNAME_PATTERN, max_length=32, error="invalid_username")
 
 
 @messages_bp.route(route="identify", methods=["POST"])
@@ -36,8 +36,8 @@ def _username(body: dict) -> str:
 def gather_identify(req: func.HttpRequest) -> func.HttpResponse:
     """POST /identify {message_type: IDENTIFY, username} → 201 new / 200 known user, now Identified."""
     username = _username(_request(req, "IDENTIFY"))
-    created = gatherer.identify(username)
-    return json_response(201 if created else 200, "identified", username=username, state=gatherer.IDENTIFIED)
+    created = protocol.identify(username)
+    return json_response(201 if created else 200, "identified", username=username, state=protocol.IDENTIFIED)
 
 
 @messages_bp.route(route="authenticate", methods=["POST"])
@@ -47,8 +47,8 @@ def gather_authenticate(req: func.HttpRequest) -> func.HttpResponse:
     login_throttle.admit_client(req.headers, "authenticate")
     body = _request(req, "AUTHENTICATE")
     username = _username(body)
-    password = require_string(body, "password", max_length=gatherer.MAX_PASSWORD_CHARS)
-    issued = gatherer.authenticate(username, password)
+    password = require_string(body, "password", max_length=protocol.MAX_PASSWORD_CHARS)
+    issued = protocol.authenticate(username, password)
     return json_response(200, "authenticated", username=username, token=issued.token,
                          token_type="Bearer", expires_at=to_iso(issued.expires_at))
 
@@ -59,11 +59,11 @@ def gather_message(req: func.HttpRequest) -> func.HttpResponse:
     """POST /message {message_type: MESSAGE, token?, message} (or Bearer) → 201 stored / 200 logged_out."""
     max_bytes = get_settings().max_message_bytes
     body = _request(req, "MESSAGE", max_bytes=6 * max_bytes + JSON_OVERHEAD_BYTES)
-    user = gatherer.authorize(body.get("token") or bearer_token(req.headers.get("authorization")))
-    message = gatherer.validate_message(body.get("message"), max_bytes)
+    user = protocol.authorize(body.get("token") or bearer_token(req.headers.get("authorization")))
+    message = protocol.validate_message(body.get("message"), max_bytes)
     if message == LOGOUT:
-        gatherer.logout(user)
-        return json_response(200, "logged_out", username=user["id"], state=gatherer.GROUNDED)
+        protocol.logout(user)
+        return json_response(200, "logged_out", username=user["id"], state=protocol.GROUNDED)
     stored = message_log.append_message(user["id"], message)
     return json_response(201, "stored", id=stored.id, ts=stored.ts)
 
@@ -72,7 +72,7 @@ def gather_message(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def gather_messages(req: func.HttpRequest) -> func.HttpResponse:
     """GET /messages?page_size&continuation (Bearer) → 200 the caller's messages, oldest first."""
-    user = gatherer.authorize(bearer_token(req.headers.get("authorization")))
+    user = protocol.authorize(bearer_token(req.headers.get("authorization")))
     page_size = parse_int_param(req.params.get("page_size"), "page_size", get_settings().messages_page_size, 1, 1000)
     items, continuation = message_log.read_messages(user["id"], page_size, req.params.get("continuation"))
     return json_response(200, "messages_listed", messages=items, continuation=continuation)

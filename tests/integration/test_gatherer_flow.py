@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared_code import access_tokens
+from shared_code.gatherer import access_tokens
 from shared_code.platform import cosmos
 from tests.support.gatherer import JSON, Gatherer, post
 

@@ -5,7 +5,7 @@ Uses its own emulators (function scope) so stopping them does not disturb other 
 
 import pytest
 
-from shared_code import message_log
+from shared_code.gatherer import message_log
 from shared_code.platform import cosmos
 from tests.support.gatherer import Gatherer
 

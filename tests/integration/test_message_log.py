@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared_code import message_log
+from shared_code.gatherer import message_log
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from shared_code import access_tokens
+from shared_code.gatherer import access_tokens
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import Unauthorized
 from shared_code.platform.timeutil import utc_now

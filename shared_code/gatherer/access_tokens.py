@@ -9,7 +9,7 @@ The key is ``JWT_SECRET``: at least 256 bits, as RFC 7518 §3.2 requires for HS2
 reference in Azure). Verification pins the algorithm to HS256, so ``alg: none`` and any other
 algorithm are refused (RFC 8725 §3.1), and requires every claim above, checking ``exp`` (no
 leeway), ``iss`` and ``aud``. Revocation (logout, re-authentication) is not here: the caller
-compares ``jti`` with the one live token recorded on the user (:mod:`shared_code.gatherer`).
+compares ``jti`` with the one live token recorded on the user (:mod:`shared_code.gatherer.protocol`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import logging
 import re
 from typing import Any
 
-from shared_code import access_tokens
+from shared_code.gatherer import access_tokens
 from shared_code.platform import cosmos, login_throttle
 from shared_code.platform.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
 from shared_code.platform.passwords import hash_password, verify_password
@@ -106,7 +106,7 @@ def authorize(token: str | None) -> dict[str, Any]:
     """The user a bearer ``token`` speaks for, if it is valid, live and the user is Authenticated.
 
     Raises :class:`~shared_code.platform.errors.Unauthorized` (401) ``missing_token`` / ``invalid_token``
-    (see :func:`shared_code.access_tokens.verify_token`) or ``token_revoked`` (logged out, or
+    (see :func:`shared_code.gatherer.access_tokens.verify_token`) or ``token_revoked`` (logged out, or
     replaced by a later AUTHENTICATE), and :class:`~shared_code.platform.errors.Conflict`
     ``not_authenticated`` (409) when the user's state is not Authenticated (e.g. after IDENTIFY).
     """
