@@ -1,13 +1,13 @@
 """Token service (seed 004): issue, verify and revoke bearer tokens.
 
-Handlers only admit the caller (IP lists, rate limit), parse, call :mod:`shared_code.tokens`,
+Handlers only admit the caller (IP lists, rate limit), parse, call :mod:`shared_code.tokens.bearer_tokens`,
 log the security event and respond. ``generate_token`` needs a function key in Azure
 (``AuthLevel.FUNCTION``); locally neither Core Tools nor devhost enforces keys.
 """
 
 import azure.functions as func
 
-from shared_code import token_access, tokens
+from shared_code.tokens import access, bearer_tokens
 from shared_code.platform.bearer import bearer_token
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 from shared_code.platform.security_log import security_event, token_ref
@@ -20,10 +20,10 @@ tokens_bp = func.Blueprint()
 @handle_errors
 def generate_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /generate_token {ttl_seconds?, one_time?, scope?} → 200 {token, expires_at} / 400 / 403 / 429."""
-    client = token_access.admit(req.headers, "generate_token")
+    client = access.admit(req.headers, "generate_token")
     body = read_json_object(req) if req.get_body() else {}
-    ttl, one_time, scope = tokens.validate_request(body.get("ttl_seconds"), body.get("one_time"), body.get("scope"))
-    issued = tokens.issue_token(ttl, one_time, scope)
+    ttl, one_time, scope = bearer_tokens.validate_request(body.get("ttl_seconds"), body.get("one_time"), body.get("scope"))
+    issued = bearer_tokens.issue_token(ttl, one_time, scope)
     expires_at = to_iso(issued.expires_at)
     security_event("token_issued", client=client, token_ref=token_ref(issued.token_hash), one_time=one_time,
                    scope=scope, expires_at=expires_at)
@@ -34,10 +34,10 @@ def generate_token(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def verify_token(req: func.HttpRequest) -> func.HttpResponse:
     """GET /verify_token (Authorization: Bearer) → 200 {valid, expires_at?, scope?} / 400 / 403 / 429."""
-    client = token_access.admit(req.headers, "verify_token")
-    info = tokens.verify_token(bearer_token(req.headers.get("authorization")))
+    client = access.admit(req.headers, "verify_token")
+    info = bearer_tokens.verify_token(bearer_token(req.headers.get("authorization")))
     if info is None:
-        token_access.record_failed_verification(client)
+        access.record_failed_verification(client)
         return json_response(200, "token_checked", valid=False)
     return json_response(200, "token_checked", valid=True, expires_at=to_iso(info.expires_at), scope=info.scope)
 
@@ -46,8 +46,8 @@ def verify_token(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def revoke_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /revoke_token {token} → 200 whether or not the token existed (RFC 7009) / 400 / 403."""
-    client = token_access.admit(req.headers, "revoke_token", rate_limited=False)
+    client = access.admit(req.headers, "revoke_token", rate_limited=False)
     token = require_string(read_json_object(req), "token", max_length=1024)
-    token_hash, removed = tokens.revoke_token(token)
+    token_hash, removed = bearer_tokens.revoke_token(token)
     security_event("token_revoked", client=client, token_ref=token_ref(token_hash), removed=removed)
     return json_response(200, "token_revoked")

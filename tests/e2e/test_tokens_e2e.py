@@ -20,7 +20,7 @@ import requests
 
 import function_app
 from devhost.server import serving
-from shared_code import tokens
+from shared_code.tokens import bearer_tokens
 from shared_code.platform import config, cosmos, purge, rate_limit
 from shared_code.platform.crypto import random_token
 from shared_code.platform.timeutil import to_iso
@@ -89,7 +89,7 @@ def test_issue_then_verify_with_scope_and_expiry(caller) -> None:
 def test_expired_token_verifies_false_without_a_reason(caller, monkeypatch) -> None:
     token = caller.token(ttl_seconds=30)
     later = datetime.now(timezone.utc) + timedelta(seconds=31)
-    monkeypatch.setattr(tokens, "utc_now", lambda: later)
+    monkeypatch.setattr(bearer_tokens, "utc_now", lambda: later)
     assert caller.verify(token).json() == {"code": 200, "message": "token_checked", "valid": False}
 
 

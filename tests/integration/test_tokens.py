@@ -9,7 +9,7 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-from shared_code import tokens
+from shared_code.tokens import bearer_tokens
 from shared_code.platform import cosmos, purge, rate_limit
 from shared_code.platform.crypto import random_token, sha256_hex
 from shared_code.platform.errors import ServiceUnavailable
@@ -23,45 +23,45 @@ pytestmark = pytest.mark.integration
 def clock(monkeypatch: pytest.MonkeyPatch, emulators):
     """A controllable clock for the tokens and rate-limit modules."""
     now = {"t": datetime.now(timezone.utc)}
-    monkeypatch.setattr(tokens, "utc_now", lambda: now["t"])
+    monkeypatch.setattr(bearer_tokens, "utc_now", lambda: now["t"])
     monkeypatch.setattr(rate_limit, "utc_now", lambda: now["t"])
     return now
 
 
 def test_only_the_hash_is_stored_and_the_token_verifies_with_its_scope(clock) -> None:
-    issued = tokens.issue_token(600, scope="files:read")
+    issued = bearer_tokens.issue_token(600, scope="files:read")
 
     stored = cosmos.read_item(cosmos.TOKENS, sha256_hex(issued.token), sha256_hex(issued.token))
     assert stored is not None and issued.token not in str(stored) and stored["ttl"] == 601
-    info = tokens.verify_token(issued.token)
+    info = bearer_tokens.verify_token(issued.token)
     assert info is not None and (info.scope, info.one_time) == ("files:read", False)
-    assert tokens.verify_token(issued.token) is not None  # reusable
+    assert bearer_tokens.verify_token(issued.token) is not None  # reusable
 
 
 def test_expired_token_is_invalid_before_any_purge(clock) -> None:
-    issued = tokens.issue_token(60)
+    issued = bearer_tokens.issue_token(60)
     clock["t"] += timedelta(seconds=59)
-    assert tokens.verify_token(issued.token) is not None
+    assert bearer_tokens.verify_token(issued.token) is not None
     clock["t"] += timedelta(seconds=1)
-    assert tokens.verify_token(issued.token) is None
+    assert bearer_tokens.verify_token(issued.token) is None
     assert cosmos.read_item(cosmos.TOKENS, issued.token_hash, issued.token_hash) is not None  # not purged yet
 
 
 def test_one_time_token_is_valid_for_exactly_one_of_fifty_concurrent_verifications(clock) -> None:
-    issued = tokens.issue_token(60, one_time=True)
+    issued = bearer_tokens.issue_token(60, one_time=True)
     with ThreadPoolExecutor(max_workers=50) as pool:
-        results = list(pool.map(lambda _: tokens.verify_token(issued.token), range(50)))
+        results = list(pool.map(lambda _: bearer_tokens.verify_token(issued.token), range(50)))
     assert sum(result is not None for result in results) == 1
-    assert tokens.verify_token(issued.token) is None
+    assert bearer_tokens.verify_token(issued.token) is None
 
 
 def test_revoked_token_is_invalid_at_once_and_unknown_tokens_revoke_quietly(clock) -> None:
-    issued = tokens.issue_token(60)
-    assert tokens.revoke_token(issued.token) == (issued.token_hash, True)
-    assert tokens.verify_token(issued.token) is None
-    assert tokens.revoke_token(issued.token)[1] is False
-    assert tokens.revoke_token("not a token")[1] is False
-    assert tokens.verify_token(random_token(32)) is None
+    issued = bearer_tokens.issue_token(60)
+    assert bearer_tokens.revoke_token(issued.token) == (issued.token_hash, True)
+    assert bearer_tokens.verify_token(issued.token) is None
+    assert bearer_tokens.revoke_token(issued.token)[1] is False
+    assert bearer_tokens.revoke_token("not a token")[1] is False
+    assert bearer_tokens.verify_token(random_token(32)) is None
 
 
 def test_rate_limit_counts_concurrent_hits_exactly_and_resets_each_window(clock) -> None:
@@ -149,7 +149,7 @@ def test_token_endpoints_answer_503_when_cosmos_fails(emulators, monkeypatch) ->
     def down(*args, **kwargs):
         raise ServiceUnavailable(detail="the database is unavailable, try again later")
 
-    issued = tokens.issue_token(60)
+    issued = bearer_tokens.issue_token(60)
     monkeypatch.setattr(cosmos, "read_item", down)
     status, body = call("verify_token", "GET", "verify_token", headers={"Authorization": f"Bearer {issued.token}"})
     assert (status, body["message"]) == (503, "service_unavailable")

@@ -8,7 +8,7 @@ import pytest
 
 import function_app
 from devhost.server import indexed_functions
-from shared_code import tokens
+from shared_code.tokens import bearer_tokens
 from shared_code.platform import config, cosmos, purge
 from shared_code.platform.config import ConfigError
 from shared_code.platform.errors import BadRequest
@@ -32,15 +32,15 @@ def settings(monkeypatch):
 
 def test_defaults_come_from_settings(settings):
     settings(TOKEN_EXPIRATION_TIME="900")
-    assert tokens.validate_request(None, None, None) == (900, False, None)
-    assert tokens.validate_request(60, True, "files:read files:write") == (60, True, "files:read files:write")
+    assert bearer_tokens.validate_request(None, None, None) == (900, False, None)
+    assert bearer_tokens.validate_request(60, True, "files:read files:write") == (60, True, "files:read files:write")
 
 
 @pytest.mark.parametrize("ttl", [0, -5, 86401, 1.5, "60", True, [60]])
 def test_bad_ttl_is_invalid_ttl(settings, ttl):
     settings(TOKEN_MAX_TTL_SECONDS="86400")
     with pytest.raises(BadRequest) as raised:
-        tokens.validate_request(ttl, None, None)
+        bearer_tokens.validate_request(ttl, None, None)
     assert raised.value.message == "invalid_ttl"
 
 
@@ -48,14 +48,14 @@ def test_bad_ttl_is_invalid_ttl(settings, ttl):
                                              (None, 'quote"d'), (None, "x" * 257), (None, "tâche")])
 def test_bad_one_time_or_scope_is_invalid_field(one_time, scope):
     with pytest.raises(BadRequest) as raised:
-        tokens.validate_request(None, one_time, scope)
+        bearer_tokens.validate_request(None, one_time, scope)
     assert raised.value.message == "invalid_field"
 
 
 def test_default_above_maximum_is_a_configuration_error(settings):
     settings(TOKEN_EXPIRATION_TIME="7200", TOKEN_MAX_TTL_SECONDS="3600")
     with pytest.raises(ConfigError) as raised:
-        tokens.validate_request(None, None, None)
+        bearer_tokens.validate_request(None, None, None)
     assert raised.value.setting == "TOKEN_EXPIRATION_TIME"
 
 
