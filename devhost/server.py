@@ -38,7 +38,13 @@ import uvicorn
 from devhost.blobwatch import BlobPathError, BlobWatcher, default_host_id
 from devhost.invoke import BoundFunction, InvocationLog, InvocationRecord, Invoker, UnsupportedFunction, bind
 from devhost.routing import (
-    MethodNotAllowed, Route, RouteTable, RouteTemplateError, compile_template, normalise_methods, read_route_prefix,
+    MethodNotAllowed,
+    Route,
+    RouteTable,
+    RouteTemplateError,
+    compile_template,
+    normalise_methods,
+    read_route_prefix,
 )
 from devhost.settings import SettingError, get_number
 from devhost.timers import ScheduleError, TimerRunner

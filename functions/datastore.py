@@ -6,8 +6,8 @@ parse, call :mod:`shared_code.filestore.datastore` / :mod:`shared_code.filestore
 
 import azure.functions as func
 
-from shared_code.filestore import datastore, kms
 from shared_code.accounts.sessions import session_email
+from shared_code.filestore import datastore, kms
 from shared_code.platform.http import handle_errors, json_response, read_json_object
 
 datastore_bp = func.Blueprint()

@@ -10,7 +10,14 @@ from shared_code.devices.integrity import decode, verdicts
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
 from shared_code.platform.errors import BadRequest
-from shared_code.platform.http import handle_errors, json_response, parse_int_param, read_json_object, read_multipart, require_string
+from shared_code.platform.http import (
+    handle_errors,
+    json_response,
+    parse_int_param,
+    read_json_object,
+    read_multipart,
+    require_string,
+)
 from shared_code.platform.timeutil import to_iso
 
 devices_bp = func.Blueprint()

@@ -8,8 +8,8 @@ import base64
 
 import azure.functions as func
 
-from shared_code.filestore import kms
 from shared_code.accounts.sessions import session_email
+from shared_code.filestore import kms
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 
 kms_bp = func.Blueprint()

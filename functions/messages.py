@@ -5,9 +5,9 @@ Handlers only parse, call :mod:`shared_code` and map the result to a JSON respon
 
 import azure.functions as func
 
-from shared_code.gatherer import protocol, message_log
-from shared_code.platform import login_throttle
+from shared_code.gatherer import message_log, protocol
 from shared_code.gatherer.access_tokens import bearer_token
+from shared_code.platform import login_throttle
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import BadRequest
 from shared_code.platform.http import handle_errors, json_response, parse_int_param, read_json_object, require_string

@@ -7,11 +7,11 @@ log the security event and respond. ``generate_token`` needs a function key in A
 
 import azure.functions as func
 
-from shared_code.tokens import access, bearer_tokens
 from shared_code.platform.bearer import bearer_token
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 from shared_code.platform.security_log import security_event, token_ref
 from shared_code.platform.timeutil import to_iso
+from shared_code.tokens import access, bearer_tokens
 
 tokens_bp = func.Blueprint()
 

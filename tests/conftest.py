@@ -19,8 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 from devhost.emulators import Emulators, running_emulators  # noqa: E402
 from devhost.mailbox import Mailbox  # noqa: E402
-from shared_code.platform import cosmos  # noqa: E402
-from shared_code.platform import blobs, config
+from shared_code.platform import (
+    blobs,
+    config,
+    cosmos,  # noqa: E402
+)
 
 TEST_SETTINGS = {
     "TRUSTGATE_LOCAL_SETTINGS": str(ROOT / "tests" / "no-local-settings.json"),

@@ -21,8 +21,8 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContentSettings
 
-from shared_code.devices.integrity import verdicts
 from shared_code.devices import challenges
+from shared_code.devices.integrity import verdicts
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import (

@@ -23,8 +23,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared_code.filestore import key_wrap
 from shared_code.accounts import users
+from shared_code.filestore import key_wrap
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import sha256_hex

@@ -16,7 +16,12 @@ from client.cli import main
 from client.device_api import ClientError, DeviceClient
 from client.keys import generate_private_key
 from tests.support.play_integrity import (  # noqa: F401 - configure is a fixture
-    LocalKeys, configure, fake_google, free_port, payload, policy_settings,
+    LocalKeys,
+    configure,
+    fake_google,
+    free_port,
+    payload,
+    policy_settings,
 )
 
 pytestmark = pytest.mark.e2e

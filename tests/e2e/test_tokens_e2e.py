@@ -20,10 +20,10 @@ import requests
 
 import function_app
 from devhost.server import serving
-from shared_code.tokens import bearer_tokens
 from shared_code.platform import config, cosmos, purge, rate_limit
 from shared_code.platform.crypto import random_token
 from shared_code.platform.timeutil import to_iso
+from shared_code.tokens import bearer_tokens
 
 pytestmark = pytest.mark.e2e
 

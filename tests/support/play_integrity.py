@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, OctKey
 
-from shared_code.platform import config
 from shared_code.devices.integrity.decode import SCOPE
+from shared_code.platform import config
 
 PACKAGE = "com.example.trustgate"
 CERT_DIGEST = base64.urlsafe_b64encode(b"\x42" * 32).decode().rstrip("=")

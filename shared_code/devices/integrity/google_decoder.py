@@ -22,8 +22,8 @@ import requests
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
-from shared_code.platform.config import ConfigError, Settings
 from shared_code.devices.integrity.decode import SCOPE, InvalidIntegrityToken, unavailable
+from shared_code.platform.config import ConfigError, Settings
 
 log = logging.getLogger("trustgate.integrity")
 

@@ -20,12 +20,12 @@ from joserfc import jwe, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
 
-from shared_code.platform.config import ConfigError
 from shared_code.devices.integrity.decode import (
     JWE_ALGORITHMS,
     JWS_ALGORITHMS,
     InvalidIntegrityToken,
 )
+from shared_code.platform.config import ConfigError
 
 log = logging.getLogger("trustgate.integrity")
 

@@ -19,8 +19,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from shared_code.devices.integrity import decode, policy
 from shared_code.devices import challenges, registry
+from shared_code.devices.integrity import decode, policy
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import sha256_hex

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from devhost.routing import (
-    MethodNotAllowed, Route, RouteMatch, RouteTable, RouteTemplateError, compile_template, normalise_methods,
+    MethodNotAllowed,
+    Route,
+    RouteMatch,
+    RouteTable,
+    RouteTemplateError,
+    compile_template,
+    normalise_methods,
     read_route_prefix,
 )
 

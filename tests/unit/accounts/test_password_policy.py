@@ -2,9 +2,9 @@
 
 import pytest
 
+from shared_code.accounts.password_policy import MAX_LENGTH, check_password
 from shared_code.platform import config
 from shared_code.platform.errors import BadRequest
-from shared_code.accounts.password_policy import MAX_LENGTH, check_password
 
 pytestmark = pytest.mark.usefixtures("offline_settings")
 

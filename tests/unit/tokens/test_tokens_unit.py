@@ -8,10 +8,10 @@ import pytest
 
 import function_app
 from devhost.server import indexed_functions
-from shared_code.tokens import bearer_tokens
 from shared_code.platform import config, cosmos, purge
 from shared_code.platform.config import ConfigError
 from shared_code.platform.errors import BadRequest
+from shared_code.tokens import bearer_tokens
 
 
 @pytest.fixture(autouse=True)

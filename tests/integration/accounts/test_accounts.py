@@ -12,7 +12,7 @@ from datetime import timedelta
 import bcrypt
 import pytest
 
-from shared_code.accounts import otp, registration, signin, sessions
+from shared_code.accounts import otp, registration, sessions, signin
 from shared_code.platform import config, cosmos, passwords
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import keyed_hash

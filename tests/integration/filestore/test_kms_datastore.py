@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from client.envelope import Sealed, open_sealed, seal
-from shared_code.filestore import kms
 from shared_code.accounts import sessions
+from shared_code.filestore import kms
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.timeutil import utc_now

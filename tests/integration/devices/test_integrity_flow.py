@@ -18,7 +18,14 @@ from shared_code.platform.crypto import sha256_hex
 from shared_code.platform.timeutil import utc_now
 from tests.support.devices import DeviceActor, call, json_body
 from tests.support.play_integrity import (  # noqa: F401 - configure is a fixture
-    FakeGoogle, LocalKeys, configure, fake_google, free_port, payload, policy_settings, service_account,
+    FakeGoogle,
+    LocalKeys,
+    configure,
+    fake_google,
+    free_port,
+    payload,
+    policy_settings,
+    service_account,
 )
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import os
 import pytest
 
 from shared_code.filestore import key_wrap
+from shared_code.filestore.key_wrap import KeyUnwrapFailed
 from shared_code.platform import config
 from shared_code.platform.config import ConfigError
-from shared_code.filestore.key_wrap import KeyUnwrapFailed
 
 PKCS8 = b"-----BEGIN PRIVATE KEY-----\nMIIE...fake...\n-----END PRIVATE KEY-----\n"
 

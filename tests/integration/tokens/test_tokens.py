@@ -9,11 +9,11 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-from shared_code.tokens import bearer_tokens
 from shared_code.platform import cosmos, purge, rate_limit
 from shared_code.platform.crypto import random_token, sha256_hex
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.timeutil import to_iso
+from shared_code.tokens import bearer_tokens
 from tests.support.devices import HANDLERS, call
 
 pytestmark = pytest.mark.integration

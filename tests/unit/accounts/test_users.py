@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.platform.errors import BadRequest
 from shared_code.accounts.users import normalize_email
+from shared_code.platform.errors import BadRequest
 
 
 @pytest.mark.parametrize("raw", ["Alice@Example.ORG", "  alice@example.org\n", "ALICE@EXAMPLE.ORG"])

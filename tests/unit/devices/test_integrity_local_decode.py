@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import RSAKey
 
-from shared_code.platform.config import ConfigError
 from shared_code.devices.integrity.decode import InvalidIntegrityToken, decode_token
+from shared_code.platform.config import ConfigError
 from tests.support.play_integrity import LocalKeys, configure, payload, policy_settings  # noqa: F401
 
 

@@ -7,7 +7,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from shared_code.platform.crypto import (
-    UnusableKey, b64decode_strict, keyed_hash, keyed_hash_matches, load_device_public_key, random_token, sha256_stream,
+    UnusableKey,
+    b64decode_strict,
+    keyed_hash,
+    keyed_hash_matches,
+    load_device_public_key,
+    random_token,
+    sha256_stream,
 )
 from tests.support.devices import new_key, public_pem, sign
 

@@ -10,7 +10,6 @@ import pytest
 from shared_code.platform import config
 from shared_code.platform.passwords import hash_password, verify_password
 
-
 pytestmark = pytest.mark.usefixtures("offline_settings")
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.platform.errors import BadRequest
 from shared_code.filestore.kms import key_id, validate_file_name
+from shared_code.platform.errors import BadRequest
 
 
 @pytest.mark.parametrize("name", ["a", "report.pdf", "x" * 255, "résumé ✓.pdf", "with space", "q?#%.txt", "...", ".hidden"])

@@ -14,7 +14,6 @@ from shared_code.platform.config import get_settings
 from shared_code.platform.errors import Unauthorized
 from shared_code.platform.timeutil import utc_now
 
-
 pytestmark = pytest.mark.usefixtures("offline_settings")
 
 

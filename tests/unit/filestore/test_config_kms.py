@@ -3,7 +3,7 @@
 import pytest
 
 from shared_code.platform.config import ConfigError, load_settings
-from tests.unit.test_config import BASE
+from tests.unit.platform.test_config import BASE
 
 
 def test_kms_defaults(tmp_path, monkeypatch):
