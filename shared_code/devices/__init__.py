@@ -4,6 +4,8 @@
   attestation of the device key, the record's public view;
 - ``challenges``: single-use challenges bound to one device (issue, consume);
 - ``files``: signed uploads (blob + file record), the blob trigger's digest check, listing;
+- ``gates``: what a device must have proved before an upload is accepted;
+- ``proofs``: the one check of a device's proof (signature) over a request's client data;
 - ``integrity/``: Google Play Integrity verdicts (decoders, policy checks, replay records, the
   upload gate).
 

@@ -21,8 +21,7 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContentSettings
 
-from shared_code.devices import challenges
-from shared_code.devices.integrity import verdicts
+from shared_code.devices import challenges, gates, proofs
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import (
@@ -34,7 +33,12 @@ from shared_code.platform.crypto import (
     load_device_public_key,
     sha256_stream,
 )
-from shared_code.platform.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from shared_code.platform.errors import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.files")
@@ -102,8 +106,9 @@ def store_upload(
 ) -> dict[str, Any]:
     """Check the device's signature over the file and store it; returns the new file record.
 
-    Order: device attested → recent passing Play Integrity verdict (only with
-    ``REQUIRE_INTEGRITY_FOR_UPLOAD``) → size and type → signature over ``upload:{challenge}:{sha256}`` →
+    Order: the upload gates (:mod:`shared_code.devices.gates`: attested, recent Play Integrity
+    verdict) → size and type → proof over ``upload:{challenge}:{sha256}``
+    (:mod:`shared_code.devices.proofs`) →
     consume the challenge (single use, race-safe) → conditional blob create → record create.
     If the record cannot be written the blob is deleted again, so a storage fault leaves
     neither a blob nor a record behind.
@@ -114,9 +119,7 @@ def store_upload(
     ``invalid_challenge`` (401), :class:`ServiceUnavailable` (503).
     """
     settings = get_settings()
-    if not device.get("public_key"):
-        raise Forbidden("device_not_attested", "attest the device key before uploading")
-    verdicts.require_recent_pass(device)
+    gates.require_upload_allowed(device)
     if claimed_key_pem is not None and _canonical_pem(claimed_key_pem) != device["public_key"]:
         raise Forbidden("public_key_mismatch", "public_key differs from the device's attested key")
     content_type = (incoming.content_type or "application/octet-stream").lower()
@@ -125,13 +128,7 @@ def store_upload(
     sha256_hex, size = _measure(incoming.stream)
     if size > settings.max_upload_bytes:
         raise PayloadTooLarge("file_too_large", f"files may be at most {settings.max_upload_bytes} bytes")
-    try:
-        signature = b64decode_strict(signature_b64)
-    except ValueError:
-        raise BadRequest("invalid_signature_encoding", "signed_challenge must be base64") from None
-    key = load_device_public_key(device["public_key"])
-    if not key.verify(signature, upload_message(challenge, sha256_hex)):
-        raise Unauthorized("invalid_signature", "signed_challenge does not verify for this file and challenge")
+    device = proofs.verify_request_proof(device, upload_message(challenge, sha256_hex), signature_b64, "signed_challenge")
     challenges.consume_challenge(device["id"], challenge)
 
     file_id = uuid.uuid4().hex
