@@ -17,6 +17,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from shared_code.platform.config import ConfigError, get_settings
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.identity import get_credential
+from shared_code.platform.transport import sdk_transport
 
 log = logging.getLogger("trustgate.blobs")
 
@@ -43,9 +44,13 @@ def get_service_client() -> BlobServiceClient:
                 "max_block_size": 8 * 1024 * 1024,
             }
             if settings.storage_connection_string:
-                _client = BlobServiceClient.from_connection_string(settings.storage_connection_string, **options)
+                # the endpoint is inside the connection string: a throwaway client (no I/O) names it
+                url = BlobServiceClient.from_connection_string(settings.storage_connection_string).url
+                _client = BlobServiceClient.from_connection_string(
+                    settings.storage_connection_string, transport=sdk_transport(url), **options)
             elif settings.storage_blob_url:
-                _client = BlobServiceClient(settings.storage_blob_url, credential=get_credential(), **options)
+                _client = BlobServiceClient(settings.storage_blob_url, credential=get_credential(),
+                                            transport=sdk_transport(settings.storage_blob_url), **options)
             else:
                 raise ConfigError("STORAGE", "set a connection string or STORAGE__blobServiceUri")
         return _client
