@@ -29,7 +29,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.identity import get_credential
-from shared_code.platform.transport import sdk_transport
+from shared_code.platform.transport import Urllib3Transport
 
 log = logging.getLogger("trustgate.cosmos")
 
@@ -117,7 +117,7 @@ def get_client() -> CosmosClient:
                 retry_read=1,
                 retry_backoff_max=2,
                 enable_endpoint_discovery=False,
-                transport=sdk_transport(settings.cosmos_endpoint),
+                transport=Urllib3Transport(settings.cosmos_endpoint),
             )
         return _client
 
