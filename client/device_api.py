@@ -242,6 +242,17 @@ class DeviceClient:
         key_type, attested_at, integrity}}`` (``integrity``: the latest ``/verify`` result or ``None``)."""
         return self._request("GET", "/api/device")
 
+    def audit(self, page_size: int | None = None, continuation: str | None = None) -> dict[str, Any]:
+        """``GET /api/device/audit`` → ``{checkpoint, size, root, entries: [{index, entry, proof}],
+        continuation}``: the audit entries about this device with inclusion proofs (base64) for
+        the signed checkpoint (verify them with :mod:`client.audit_merkle`)."""
+        params: dict[str, Any] = {}
+        if page_size is not None:
+            params["page_size"] = page_size
+        if continuation:
+            params["continuation"] = continuation
+        return self._request("GET", "/api/device/audit", params=params)
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _request(self, method: str, route: str, *, auth: bool = True,

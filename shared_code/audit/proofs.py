@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from shared_code.audit import merkle, storage
 from shared_code.audit.sequencer import TreeState, load_state
-from shared_code.audit.storage import HASH_BYTES, SEGMENT_ENTRIES, TILE_HEIGHT, TILE_WIDTH
+from shared_code.audit.storage import HASH_BYTES
 from shared_code.platform import cosmos
 from shared_code.platform.errors import BadRequest, ServiceUnavailable
 
@@ -32,10 +32,10 @@ class TreeReader:
     def _tile(self, level: int, index: int) -> list[bytes]:
         key = (level, index)
         if key not in self._tiles:
-            if level == 0 and index == self.state.size // TILE_WIDTH:
-                first = index * TILE_WIDTH
+            if level == 0 and index == self.state.size // storage.TILE_WIDTH:
+                first = index * storage.TILE_WIDTH
                 self._tiles[key] = [merkle.leaf_hash(entry) for seq, _, entry in storage.iter_records(
-                    storage.log_segment, first, self.state.tile_offset, SEGMENT_ENTRIES) if seq < self.state.size]
+                    storage.log_segment, first, self.state.tile_offset, storage.SEGMENT_ENTRIES) if seq < self.state.size]
             else:
                 self._tiles[key] = _split(storage.read_tile(level, index))
         return self._tiles[key]
@@ -43,12 +43,12 @@ class TreeReader:
     def node(self, level: int, index: int) -> bytes:
         """The hash of node ``(level, index)``, which must lie inside the first ``state.size``
         leaves. Raises :class:`ServiceUnavailable` if a tile it needs is missing."""
-        tile_level, height = divmod(level, TILE_HEIGHT)
+        tile_level, height = divmod(level, storage.TILE_HEIGHT)
         first = index << height
-        tile = self._tile(tile_level, first // TILE_WIDTH)
-        hashes = tile[first % TILE_WIDTH:first % TILE_WIDTH + (1 << height)]
+        tile = self._tile(tile_level, first // storage.TILE_WIDTH)
+        hashes = tile[first % storage.TILE_WIDTH:first % storage.TILE_WIDTH + (1 << height)]
         if len(hashes) != 1 << height:
-            raise ServiceUnavailable(detail=f"audit tile {tile_level}/{first // TILE_WIDTH} is incomplete")
+            raise ServiceUnavailable(detail=f"audit tile {tile_level}/{first // storage.TILE_WIDTH} is incomplete")
         return merkle.subtree_root(hashes)
 
 
@@ -86,12 +86,12 @@ def entries(start: int, end: int, state: TreeState | None = None) -> list[tuple[
     end = min(end, state.size)
     if start >= end:
         return []
-    tile = start // TILE_WIDTH
-    offset = state.tile_offset if tile == state.size // TILE_WIDTH else storage.tile_offset(tile)
+    tile = start // storage.TILE_WIDTH
+    offset = state.tile_offset if tile == state.size // storage.TILE_WIDTH else storage.tile_offset(tile)
     if offset is None:
         raise ServiceUnavailable(detail=f"audit tile 0/{tile} is missing")
     found = []
-    for seq, _, entry in storage.iter_records(storage.log_segment, tile * TILE_WIDTH, offset, SEGMENT_ENTRIES):
+    for seq, _, entry in storage.iter_records(storage.log_segment, tile * storage.TILE_WIDTH, offset, storage.SEGMENT_ENTRIES):
         if seq >= end:
             break
         if seq >= start:

@@ -35,21 +35,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import random
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 from shared_code.audit import storage
 from shared_code.audit.entries import encode_record
 from shared_code.audit.merkle import CompactRange, leaf_hash, subtree_root
-from shared_code.audit.storage import SEGMENT_ENTRIES, TILE_WIDTH, PositionTaken
+from shared_code.audit.storage import PositionTaken
 from shared_code.platform import cosmos
 from shared_code.platform.errors import ServiceUnavailable
 
 log = logging.getLogger("trustgate.audit")
 
 STATE_ID = "log"
-MAX_ATTEMPTS = 24
+MAX_ATTEMPTS = 64
 MAX_SAVE_ATTEMPTS = 8
 
 
@@ -128,18 +130,18 @@ def _fold(state: TreeState, seq: int, next_offset: int, entry: bytes) -> None:
         if level == storage.TILE_HEIGHT:
             _write_leaf_tile(index, state.tile_offset, node)
         if level and level % storage.TILE_HEIGHT == 0:
-            storage.append_tile_hash(level // storage.TILE_HEIGHT, index // TILE_WIDTH, index % TILE_WIDTH, node)
+            storage.append_tile_hash(level // storage.TILE_HEIGHT, index // storage.TILE_WIDTH, index % storage.TILE_WIDTH, node)
     _index(seq, entry)
     state.size, state.offset = seq + 1, next_offset
-    if state.size % TILE_WIDTH == 0:
+    if state.size % storage.TILE_WIDTH == 0:
         state.tile_offset = next_offset
 
 
 def _write_leaf_tile(index: int, offset: int, expected_root: bytes) -> None:
-    first = index * TILE_WIDTH
+    first = index * storage.TILE_WIDTH
     hashes = [leaf_hash(entry) for _, _, entry in _take(storage.iter_records(
-        storage.log_segment, first, offset, SEGMENT_ENTRIES), TILE_WIDTH)]
-    if len(hashes) != TILE_WIDTH or subtree_root(hashes) != expected_root:
+        storage.log_segment, first, offset, storage.SEGMENT_ENTRIES), storage.TILE_WIDTH)]
+    if len(hashes) != storage.TILE_WIDTH or subtree_root(hashes) != expected_root:
         raise ValueError(f"level-0 tile {index} does not match the tree (offset {offset})")
     storage.write_leaf_tile(index, b"".join(hashes), offset)
 
@@ -169,21 +171,21 @@ def _index(seq: int, entry: bytes) -> None:
         cosmos.upsert_item(cosmos.AUDIT_INDEX, {"id": f"{seq:012d}", "subject": subject, "seq": seq})
 
 
-def catch_up(state: TreeState) -> TreeState:
+def catch_up(state: TreeState, save: bool = True) -> TreeState:
     """Fold every record stored past ``state`` (or past the stored state, if that is further)
-    and store the result; returns it. Raises ServiceUnavailable."""
+    and, with ``save``, store the result; returns it. Raises ServiceUnavailable."""
     stored = load_state()
     state = stored if stored.size > state.size or state.etag is None else state.copy()
     folded = False
     try:
         for seq, next_offset, entry in storage.iter_records(storage.log_segment, state.size, state.offset,
-                                                            SEGMENT_ENTRIES):
+                                                            storage.SEGMENT_ENTRIES):
             _fold(state, seq, next_offset, entry)
             folded = True
     except ValueError as exc:
         log.error("audit log cannot be folded: %s", exc)
         raise ServiceUnavailable(detail="the audit log is inconsistent; see the server log") from exc
-    return save_state(state) if folded or state.etag is None else state
+    return save_state(state) if save and (folded or state.etag is None) else state
 
 
 def append(make_entry: Callable[[int], bytes]) -> int:
@@ -198,22 +200,25 @@ def append(make_entry: Callable[[int], bytes]) -> int:
     global _cached
     with _lock:
         state = _cached.copy() if _cached else load_state()
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             seq = state.size
             entry = make_entry(seq)
             record = encode_record(entry)
-            segment = storage.log_segment(seq // SEGMENT_ENTRIES)
+            segment = storage.log_segment(seq // storage.SEGMENT_ENTRIES)
             try:
                 storage.append_at(segment, record, state.offset)
             except PositionTaken:
                 # Ours, if an earlier try of this very block landed (a lost answer, SDK retry).
                 if storage.read_bytes(segment, state.offset, len(record)) != record:
+                    # Another writer's record: move to the true end and retry at once (the winners
+                    # store the state; a short random pause spreads a crowd of losers).
                     _cached = None
-                    state = catch_up(state)
+                    state = catch_up(state, save=False)
+                    time.sleep(random.uniform(0, 0.002 * attempt))
                     continue
             _cached = None
             try:
-                _fold(state, seq, state.offset + len(record) if (seq + 1) % SEGMENT_ENTRIES else 0, entry)
+                _fold(state, seq, state.offset + len(record) if (seq + 1) % storage.SEGMENT_ENTRIES else 0, entry)
                 _cached = save_state(state)
             except (ServiceUnavailable, ValueError) as exc:
                 log.warning("audit entry %d is stored; folding it failed (%s), the next append repairs", seq, exc)
@@ -231,7 +236,8 @@ def synced_state() -> TreeState:
 
 
 def reset_cache() -> None:
-    """Forget the cached state (tests, after a storage reset)."""
+    """Forget the cached state and tiles (tests and tools, after pointing at other storage)."""
     global _cached
     with _lock:
         _cached = None
+    storage.forget_tiles()

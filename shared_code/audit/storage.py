@@ -148,12 +148,18 @@ def read_tile(level: int, index: int) -> bytes:
             _full_tiles.move_to_end(key)
             return _full_tiles[key]
     data = read_bytes(tile_name(level, index))
-    if len(data) == TILE_WIDTH * HASH_BYTES:
+    if len(data) == TILE_WIDTH * HASH_BYTES:  # full: immutable from now on
         with _tile_lock:
             _full_tiles[key] = data
             while len(_full_tiles) > _CACHED_TILES:
                 _full_tiles.popitem(last=False)
     return data
+
+
+def forget_tiles() -> None:
+    """Empty the process cache of full tiles."""
+    with _tile_lock:
+        _full_tiles.clear()
 
 
 def tile_offset(index: int) -> int | None:
