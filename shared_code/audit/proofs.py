@@ -113,8 +113,8 @@ def subject_entries(subject: str, page_size: int, continuation: str | None, size
     state = load_state()
     try:
         items, following = cosmos.query_page(
-            cosmos.AUDIT_INDEX, "SELECT c.seq FROM c WHERE c.seq < @size ORDER BY c.seq",
-            [{"name": "@size", "value": size}], partition_key=subject, page_size=page_size,
+            cosmos.AUDIT_INDEX, "SELECT c.seq FROM c WHERE c.subject = @subject AND c.seq < @size ORDER BY c.seq",
+            [{"name": "@subject", "value": subject}, {"name": "@size", "value": size}], partition_key=subject, page_size=page_size,
             continuation=continuation)
     except cosmos.InvalidContinuation:
         raise BadRequest("invalid_continuation", "continuation is not one this API returned") from None
