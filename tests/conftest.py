@@ -46,6 +46,10 @@ TEST_SETTINGS = {
     "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
     "LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE": "100000",
     "MAIL_RATE_LIMIT_PER_HOUR": "100000",
+    # audit (issue 15)
+    "AUDIT_SIGNING_KEY": base64.b64encode(b"test-audit-signing-key-" + b"s" * 9).decode(),
+    "AUDIT_SALT": base64.b64encode(b"test-audit-salt-" + b"a" * 32).decode(),
+    "AUDIT_ENVIRONMENT": "test",
 }
 
 
@@ -55,6 +59,9 @@ def reset_app_state() -> None:
     cosmos.reset_client()
     blobs.reset_client()
     rate_limit.reset_leases()
+    from shared_code.audit import sequencer
+
+    sequencer.reset_cache()
 
 
 @pytest.fixture(scope="session", autouse=True)
