@@ -96,7 +96,7 @@ resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
 // Cosmos data-plane RBAC is its own system (sqlRoleAssignments, not Microsoft.Authorization).
 resource appDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = {
   parent: account
-  name: guid(account.id, appPrincipalId, dataContributorRoleId)
+  name: guid(databaseScope, appPrincipalId, dataContributorRoleId)
   properties: {
     roleDefinitionId: '${account.id}/sqlRoleDefinitions/${dataContributorRoleId}'
     principalId: appPrincipalId
@@ -107,7 +107,7 @@ resource appDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssign
 // Only with grantDeveloperDataAccess (main.bicep passes an empty userPrincipalId otherwise).
 resource userDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-05-15' = if (!empty(userPrincipalId)) {
   parent: account
-  name: guid(account.id, userPrincipalId, dataContributorRoleId)
+  name: guid(databaseScope, userPrincipalId, dataContributorRoleId)
   properties: {
     roleDefinitionId: '${account.id}/sqlRoleDefinitions/${dataContributorRoleId}'
     principalId: userPrincipalId
