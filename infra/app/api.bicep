@@ -26,6 +26,8 @@ param smtpHost string = ''
 @description('From address of the one-time code mails (azd env SMTP_SENDER).')
 param smtpSender string = ''
 param maximumInstanceCount int = 40
+@description('Environment name in the audit log origin trustgate/<name>/audit (AUDIT_ENVIRONMENT).')
+param auditEnvironment string = 'azure'
 param instanceMemoryMB int = 2048
 @description('Zone-redundant plan (Flex Consumption then keeps two always-ready instances per function group).')
 param zoneRedundant bool = false
@@ -69,6 +71,8 @@ var computedSettings = [
   // Operator-supplied mail relay (the password is a Key Vault reference, see key-vault-secrets.json).
   { name: 'SMTP_HOST', value: smtpHost }
   { name: 'SMTP_SENDER', value: smtpSender }
+  // audit (issue 15): the log's origin names the azd environment.
+  { name: 'AUDIT_ENVIRONMENT', value: auditEnvironment }
 ]
 
 // The plain values of app-settings.json, listed the same way (known when the template compiles).
