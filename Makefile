@@ -9,7 +9,7 @@ PORT ?= 7071
 
 .PHONY: setup run demo test bench clean
 
-setup: $(VENV)/.installed node_modules/.installed $(IAC_VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-client.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ demo: setup
 	$(PY) -m devhost demo
 
 ## The whole test suite (tests start their own emulators on free ports; checkov scans infra/).
-test: setup
+test: setup $(IAC_VENV)/.installed
 	$(PY) -m pytest
 
 ## Benchmarks (on demand; prints figures).

@@ -7,7 +7,7 @@ role ids) are read with the explicit scanners below, which understand exactly th
 ``//`` and ``/* */`` comments, single-quoted strings with ``\\'`` escapes and ``${...}``
 interpolation, and nesting of ``{}``, ``[]`` and ``()``.
 
-checkov runs from its own virtualenv (``.venv-iac``, made by ``make setup`` from
+checkov runs from its own virtualenv (``.venv-iac``, made by ``make test`` from
 ``requirements-iac.txt``) with every network lookup off, so the scan is reproducible offline.
 """
 

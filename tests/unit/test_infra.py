@@ -557,13 +557,13 @@ def test_network_isolation_covers_every_service_the_app_calls():
 
 
 def test_checkov_parses_every_bicep_file():
-    assert checkov_available(), "checkov is missing: run `make setup` (it builds .venv-iac from requirements-iac.txt)"
+    assert checkov_available(), "checkov is missing: run `make test` (it builds .venv-iac from requirements-iac.txt)"
     assert unparsable_bicep_files() == {}, "checkov skips files pycep-parser cannot read"
 
 
 @pytest.fixture(scope="module")
 def checkov_report():
-    assert checkov_available(), "checkov is missing: run `make setup` (it builds .venv-iac from requirements-iac.txt)"
+    assert checkov_available(), "checkov is missing: run `make test` (it builds .venv-iac from requirements-iac.txt)"
     return run_checkov(INFRA)
 
 
