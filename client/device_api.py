@@ -66,6 +66,13 @@ def b64(signature: bytes) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
+def standard_request_hash(deviceid: str, challenge: str) -> str:
+    """The ``requestHash`` a Play Integrity standard request must carry for ``POST /verify``:
+    unpadded base64url of ``SHA-256(UTF-8 "{deviceid}:{challenge}")``."""
+    digest = hashlib.sha256(f"{deviceid}:{challenge}".encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
 def sha256_file(handle: BinaryIO, chunk_bytes: int = HASH_CHUNK_BYTES) -> tuple[str, int]:
     """Stream ``handle`` from its current position to EOF; return (lowercase hex SHA-256, size in bytes)."""
     digest = hashlib.sha256()
@@ -224,17 +231,18 @@ class DeviceClient:
         """
         return iter_pages(lambda token: self.list_files(page_size=page_size, continuation=token), "files", continuation)
 
-    def verify_integrity(self, token: str, request_hash: str | None = None) -> dict[str, Any]:
+    def verify_integrity(self, token: str, challenge: str | None = None) -> dict[str, Any]:
         """``POST /verify`` a Play Integrity token (classic: nonce = a challenge from
-        :meth:`challenge`; standard: pass the ``request_hash`` the app gave Play).
+        :meth:`challenge`; standard: pass the ``challenge`` whose :func:`standard_request_hash`
+        the app gave Play as ``requestHash``).
 
         Returns ``{message: "integrity_verified" | "integrity_failed", valid, verdict,
         failed_checks, checked_at}``. Raises :class:`ClientError` 400 ``invalid_integrity_token``,
         401/403 (credentials) or 503 ``integrity_unavailable`` (Google unreachable; retry later).
         """
         body: dict[str, Any] = {"token": token}
-        if request_hash is not None:
-            body["request_hash"] = request_hash
+        if challenge is not None:
+            body["challenge"] = challenge
         return self._request("POST", "/verify", json=body)
 
     def device_info(self) -> dict[str, Any]:
