@@ -86,7 +86,8 @@ class TestAuthority:
         now = now or datetime.now(timezone.utc)
         android_key, apple_key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
         android_name = _name(serial=os.urandom(8).hex(), cn="TrustGate DEV Android Attestation Root (not Google)")
-        apple_name = _name(cn="TrustGate DEV App Attestation Root CA (not Apple)", o="TrustGate dev stack")
+        apple_name = _name(cn="TrustGate DEV App Attestation Root CA (not Apple)", o="TrustGate dev stack",
+                           serial=os.urandom(8).hex())
         lifetime = dict(not_before=now - timedelta(days=1), not_after=now + timedelta(days=3650))
         return cls(android_key, issue(android_name, android_key.public_key(), android_name, android_key, **lifetime),
                    apple_key, issue(apple_name, apple_key.public_key(), apple_name, apple_key, **lifetime))
