@@ -270,3 +270,18 @@ def apple_assertion(key: ec.EllipticCurvePrivateKey, client_data: bytes, app_id:
     auth_data = hashlib.sha256(app_id.encode()).digest() + struct.pack(">BI", 0x00, counter)
     nonce = hashlib.sha256(auth_data + hashlib.sha256(client_data).digest()).digest()
     return cbor2.dumps({"signature": key.sign(nonce, ec.ECDSA(hashes.SHA256())), "authenticatorData": auth_data})
+
+
+# --- dev stack defaults (devhost configures the server with the same) -------------------------
+
+#: The app identity the dev stack's server expects and simulated devices claim.
+DEV_PACKAGE = "com.example.trustgate.dev"
+DEV_SIGNER_DIGEST = hashlib.sha256(b"TrustGate dev app signing certificate").digest()
+DEV_APP_ID = "DEVTEAM123.com.example.trustgate.dev"
+AUTHORITY_ENV = "TRUSTGATE_TEST_AUTHORITY"
+
+
+def default_authority_dir() -> Path:
+    """Where the dev stack keeps its test authority: ``$TRUSTGATE_TEST_AUTHORITY``, else
+    ``.devhost/test-authority`` in the current directory (the repository root for ``make run``)."""
+    return Path(os.environ.get(AUTHORITY_ENV) or Path.cwd() / ".devhost" / "test-authority")

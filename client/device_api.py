@@ -28,6 +28,8 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+from dataclasses import dataclass
+
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
@@ -95,6 +97,14 @@ def guess_content_type(path: str | os.PathLike[str]) -> str:
     return guessed or DEFAULT_CONTENT_TYPE
 
 
+@dataclass
+class AppAttest:
+    """An App Attest device's request proofs: its App ID and the last assertion counter used."""
+
+    app_id: str
+    counter: int = 0
+
+
 class DeviceClient:
     """One device talking to one TrustGate server.
 
@@ -104,6 +114,9 @@ class DeviceClient:
     :param private_key: the device key (a ``cryptography`` private key object) used to sign.
     :param session: a :class:`requests.Session` to reuse; a new one is made if omitted.
     :param timeout: seconds (or a ``(connect, read)`` tuple) per HTTP request.
+    :param app_attest: set for a device attested with ``apple-appattest``: its requests are then
+        proved by App Attest assertions (simulated, :mod:`client.attestation_sim`) with a growing
+        counter instead of plain signatures.
     """
 
     def __init__(
@@ -114,8 +127,10 @@ class DeviceClient:
         private_key: PrivateKey,
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        app_attest: AppAttest | None = None,
     ):
         self.server_url = server_url.rstrip("/")
+        self.app_attest = app_attest
         self.deviceid = deviceid
         self._device_token = device_token
         self.private_key = private_key
@@ -130,8 +145,9 @@ class DeviceClient:
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> "DeviceClient":
         """A client for a saved device (loads its private key; raises :class:`client.state.StateError`)."""
+        app_attest = AppAttest(state.app_id, state.assertion_counter) if state.attestation_format == "apple-appattest" and state.app_id else None
         return cls(state.server, state.deviceid, state.device_token, load_private_key(state.key_path),
-                   session=session, timeout=timeout)
+                   session=session, timeout=timeout, app_attest=app_attest)
 
     def __repr__(self) -> str:
         return f"DeviceClient({self.server_url!r}, deviceid={self.deviceid!r})"
@@ -173,6 +189,46 @@ class DeviceClient:
         }
         return self._request("POST", "/attest-device", json=body)
 
+    def attest_evidence(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /attest-device`` a hardware-format body (``format``, ``challenge`` and the
+        evidence). Returns ``{message: "device_attested", key_type, trust_level, attestation}``;
+        raises :class:`ClientError` 401 ``attestation_failed`` (``detail`` names the failed checks)."""
+        return self._request("POST", "/attest-device", json=body)
+
+    def attest_simulated(self, authority: Any, fmt: str, **options: Any) -> dict[str, Any]:
+        """DEV ONLY: attest this device's key with evidence a real device would send, built under
+        the dev stack's test ``authority`` (:class:`client.attestation_sim.TestAuthority`).
+
+        ``fmt`` ``android-key`` (options: ``package``, ``signature_digest``, ``security_level``,
+        ``provisioning``) or ``apple-appattest`` (options: ``app_id``, ``environment``; the device
+        then proves requests with assertions). The challenge's raw bytes go into the evidence.
+        """
+        from client import attestation_sim as sim  # dev-only dependencies (asn1crypto, cbor2)
+
+        challenge = self.challenge()["challenge"]
+        raw = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
+        if fmt == "android-key":
+            chain = sim.android_chain(authority, self.private_key, raw, **options)
+            body = {"certificate_chain": [b64(der) for der in chain]}
+        else:
+            key_id, document = sim.apple_attestation(authority, self.private_key, raw, options["app_id"],
+                                                     environment=options.get("environment", "development"))
+            body = {"key_id": b64(key_id), "attestation_object": b64(document)}
+        result = self.attest_evidence({"format": fmt, "challenge": challenge, **body})
+        if fmt == "apple-appattest":
+            self.app_attest = AppAttest(options["app_id"], 0)
+        return result
+
+    def prove(self, message: bytes) -> str:
+        """The base64 proof of ``message`` for a request: a signature with the device key, or for
+        an App Attest device an assertion with the next counter."""
+        if self.app_attest is None:
+            return b64(sign(self.private_key, message))
+        from client.attestation_sim import apple_assertion
+
+        self.app_attest.counter += 1
+        return b64(apple_assertion(self.private_key, message, self.app_attest.app_id, self.app_attest.counter))
+
     def upload(
         self,
         path: str | os.PathLike[str],
@@ -196,7 +252,7 @@ class DeviceClient:
             sha256_hex, _size = sha256_file(handle)
             handle.seek(0)
             challenge = self.challenge()["challenge"]
-            signature = b64(sign(self.private_key, upload_message(challenge, sha256_hex)))
+            signature = self.prove(upload_message(challenge, sha256_hex))
             encoder = MultipartEncoder(fields=[
                 ("challenge", challenge),
                 ("signed_challenge", signature),

@@ -39,6 +39,21 @@ def add_integrity_commands(commands: Any, device_commands: Any, common: argparse
                     "'integrity verify --challenge CHALLENGE'.")
     request_hash.set_defaults(handler=cmd_integrity_request_hash)
 
+    mint = actions.add_parser(
+        "mint", parents=[common], help="DEV ONLY: mint a local-mode test token as Play would",
+        description="Print a Play Integrity token sealed with the dev stack's local-mode response keys "
+                    "(<test authority>/play-integrity.json), as the Android app would get it from Play. Pass the "
+                    "classic request's nonce (from 'integrity nonce') or the standard request's requestHash "
+                    "(from 'integrity request-hash').")
+    which = mint.add_mutually_exclusive_group(required=True)
+    which.add_argument("--nonce", help="classic request: the challenge used as nonce")
+    which.add_argument("--request-hash", help="standard request: the requestHash")
+    mint.add_argument("--device-verdict", choices=("NONE", "BASIC", "DEVICE", "STRONG"), default="DEVICE",
+                      help="deviceRecognitionVerdict to claim (default: DEVICE)")
+    mint.add_argument("--test-authority", metavar="DIR", type=Path,
+                      help="default: $TRUSTGATE_TEST_AUTHORITY, else ./.devhost/test-authority")
+    mint.set_defaults(handler=cmd_integrity_mint)
+
     verify = actions.add_parser(
         "verify", parents=[common], help="POST /verify an integrity token",
         description="Send the integrity token in FILE to POST /verify. Exit status 0 when the verdict is "
@@ -88,6 +103,20 @@ def cmd_integrity_request_hash(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_integrity_mint(args: argparse.Namespace, out: TextIO) -> int:
+    from client.attestation_sim import default_authority_dir
+    from client.integrity_mint import PlayIntegrityDevKeys, mint_token, verdict_payload
+
+    directory = args.test_authority or default_authority_dir()
+    try:
+        keys = PlayIntegrityDevKeys.load(directory)
+    except (OSError, ValueError, KeyError):
+        raise CommandError(f"no Play Integrity dev keys in {directory} (start the dev stack: make run)") from None
+    labels = () if args.device_verdict == "NONE" else (f"MEETS_{args.device_verdict}_INTEGRITY",)
+    print(mint_token(keys, verdict_payload(keys, nonce=args.nonce, request_hash=args.request_hash, device=labels)), file=out)
+    return 0
+
+
 def _print_integrity(result: dict[str, Any] | None, out: TextIO) -> None:
     if not result:
         print(f"{'integrity:':<12} never verified", file=out)
@@ -124,7 +153,11 @@ def cmd_device_status(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     device = result.get("device") or {}
     for label, key in (("deviceid", "deviceid"), ("registered", "registered_at"), ("key type", "key_type"),
-                       ("attested", "attested_at")):
+                       ("attested", "attested_at"), ("trust level", "trust_level")):
         print(f"{label + ':':<12} {_clean(str(device.get(key) or 'no'))}", file=out)
+    attestation = device.get("attestation") or {}
+    if attestation.get("format") not in (None, "key"):
+        claims = ", ".join(f"{k}={_clean(str(v))}" for k, v in attestation.items() if k not in ("serials",) and v is not None)
+        print(f"{'attestation:':<12} {claims}", file=out)
     _print_integrity(device.get("integrity"), out)
     return 0

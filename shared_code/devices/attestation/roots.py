@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+log = logging.getLogger("trustgate.attestation")
 
 GOOGLE_RSA_ROOT_PEM = """\
 -----BEGIN CERTIFICATE-----
@@ -153,10 +156,15 @@ def parse_test_roots(bundle: str) -> tuple[x509.Certificate, ...]:
 
 @functools.lru_cache(maxsize=4)
 def trust_store(test_roots_pem: str = "") -> TrustStore:
-    """The pinned roots plus the parsed ``test_roots_pem``; cached per bundle."""
+    """The pinned roots plus the parsed ``test_roots_pem``; cached per bundle, so a non-empty
+    ``ATTESTATION_TEST_ROOTS`` is logged (as a warning) once per process, when first used."""
+    test_roots = parse_test_roots(test_roots_pem)
+    for root in test_roots:
+        log.warning("ATTESTATION_TEST_ROOTS is set: trusting test root %s (SPKI SHA-256 %s); dev only, never in Azure",
+                    root.subject.rfc4514_string(), spki_sha256(root))
     return TrustStore(
         android_roots=(x509.load_pem_x509_certificate(GOOGLE_RSA_ROOT_PEM.encode()),
                        x509.load_pem_x509_certificate(GOOGLE_EC_ROOT_PEM.encode())),
         apple_roots=(x509.load_pem_x509_certificate(APPLE_APP_ATTEST_ROOT_PEM.encode()),),
-        test_roots=parse_test_roots(test_roots_pem),
+        test_roots=test_roots,
     )
