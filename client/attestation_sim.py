@@ -285,3 +285,18 @@ def default_authority_dir() -> Path:
     """Where the dev stack keeps its test authority: ``$TRUSTGATE_TEST_AUTHORITY``, else
     ``.devhost/test-authority`` in the current directory (the repository root for ``make run``)."""
     return Path(os.environ.get(AUTHORITY_ENV) or Path.cwd() / ".devhost" / "test-authority")
+
+
+def extended_chain(chain: list[bytes], holder_key: SigningKey, challenge: bytes, *, package: str,
+                   signature_digest: bytes, now: datetime | None = None) -> list[bytes]:
+    """The chain-extension attack (for tests and the demo): whoever holds an attested key (a rooted
+    device) issues, under the genuine leaf, a certificate for a fresh key with a forged
+    KeyDescription claiming everything a verifier wants. Every signature verifies; only a verifier
+    that refuses a KeyDescription below the leaf (``extension_misplaced``) catches it."""
+    genuine = x509.load_der_x509_certificate(chain[0])
+    forged_key = ec.generate_private_key(ec.SECP256R1())
+    value = key_description(challenge, package=package, signature_digest=signature_digest, creation=now)
+    forged = issue(_name(cn="Android Keystore Key"), forged_key.public_key(), genuine.subject, holder_key,
+                   not_before=EPOCH, not_after=LEAF_NOT_AFTER, ca=None,
+                   extensions=((key_description_extension(value), False),))
+    return [forged.public_bytes(serialization.Encoding.DER), *chain]

@@ -46,8 +46,8 @@ def add_integrity_commands(commands: Any, device_commands: Any, common: argparse
                     "classic request's nonce (from 'integrity nonce') or the standard request's requestHash "
                     "(from 'integrity request-hash').")
     which = mint.add_mutually_exclusive_group(required=True)
-    which.add_argument("--nonce", help="classic request: the challenge used as nonce")
-    which.add_argument("--request-hash", help="standard request: the requestHash")
+    which.add_argument("--nonce", help="classic request: the challenge used as nonce (write --nonce=VALUE: it may start with -)")
+    which.add_argument("--request-hash", help="standard request: the requestHash (write --request-hash=VALUE)")
     mint.add_argument("--device-verdict", choices=("NONE", "BASIC", "DEVICE", "STRONG"), default="DEVICE",
                       help="deviceRecognitionVerdict to claim (default: DEVICE)")
     mint.add_argument("--test-authority", metavar="DIR", type=Path,
@@ -61,7 +61,8 @@ def add_integrity_commands(commands: Any, device_commands: Any, common: argparse
     verify.add_argument("--token-file", required=True, metavar="FILE",
                         help="file holding the token the app got from Play ('-' for stdin)")
     verify.add_argument("--challenge", metavar="CHALLENGE",
-                        help="standard request: the challenge whose requestHash the app gave Play (omit for classic requests)")
+                        help="standard request: the challenge whose requestHash the app gave Play (omit for classic requests; "
+                             "write --challenge=VALUE, a challenge may start with -)")
     verify.add_argument("--json", action="store_true", help="print the server's JSON answer")
     verify.set_defaults(handler=cmd_integrity_verify)
 

@@ -91,15 +91,15 @@ def test_a_minted_local_mode_token_verifies_for_an_attested_device(authority, li
     capsys.readouterr()
     assert cli(home, "integrity", "nonce") == 0
     nonce = capsys.readouterr().out.strip()
-    assert cli(home, "integrity", "mint", "--nonce", nonce, "--test-authority", str(authority)) == 0
+    assert cli(home, "integrity", "mint", f"--nonce={nonce}", "--test-authority", str(authority)) == 0  # may start with "-"
     token = tmp_path / "token.txt"
     token.write_text(capsys.readouterr().out)
     assert cli(home, "integrity", "verify", "--token-file", str(token)) == 0
     assert "integrity:   valid" in capsys.readouterr().out
     assert cli(home, "integrity", "request-hash") == 0
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
-    assert cli(home, "integrity", "mint", "--request-hash", lines["requestHash"].strip(), "--device-verdict", "BASIC",
+    assert cli(home, "integrity", "mint", f"--request-hash={lines['requestHash'].strip()}", "--device-verdict", "BASIC",
                "--test-authority", str(authority)) == 0
     token.write_text(capsys.readouterr().out)
-    assert cli(home, "integrity", "verify", "--token-file", str(token), "--challenge", lines["challenge"].strip(), "--json") == 1
+    assert cli(home, "integrity", "verify", "--token-file", str(token), f"--challenge={lines['challenge'].strip()}", "--json") == 1
     assert json.loads(capsys.readouterr().out)["failed_checks"] == ["device_integrity"]

@@ -122,7 +122,7 @@ def test_cli_integrity_verify_and_device_status(local, live_app, tmp_path, capsy
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     challenge, request_hash = lines["challenge"].strip(), lines["requestHash"].strip()
     token_file.write_text(local.seal(payload(request_hash=request_hash)))
-    assert main(["--home", home, "integrity", "verify", "--token-file", str(token_file), "--challenge", challenge]) == 0
+    assert main(["--home", home, "integrity", "verify", "--token-file", str(token_file), f"--challenge={challenge}"]) == 0
     capsys.readouterr()
     assert main(["--home", home, "device", "status"]) == 0
     shown = capsys.readouterr().out

@@ -74,16 +74,8 @@ def tampered_signature(certificate_der: bytes) -> bytes:
 
 def extend_chain_as_device(chain: list[bytes], device_key: ec.EllipticCurvePrivateKey,
                            challenge: bytes = CHALLENGE) -> list[bytes]:
-    """The chain-extension attack by whoever holds the attested key (e.g. a rooted device): it
-    issues a certificate for a fresh key under the genuine leaf, with a forged KeyDescription.
-    Every signature verifies; only ``extension_misplaced`` catches it."""
-    genuine = x509.load_der_x509_certificate(chain[0])
-    forged_key = ec.generate_private_key(ec.SECP256R1())
-    value = sim.key_description(challenge, package=PACKAGE, signature_digest=SIGNER, creation=NOW)
-    forged = sim.issue(sim._name(cn="Android Keystore Key"), forged_key.public_key(), genuine.subject, device_key,
-                       not_before=sim.EPOCH, not_after=sim.LEAF_NOT_AFTER, ca=None,
-                       extensions=((sim.key_description_extension(value), False),))
-    return [der(forged), *chain]
+    """The chain-extension attack (:func:`client.attestation_sim.extended_chain`) with the test app identity."""
+    return sim.extended_chain(chain, device_key, challenge, package=PACKAGE, signature_digest=SIGNER, now=NOW)
 
 
 # --- the real-device vectors ------------------------------------------------------------------
