@@ -20,6 +20,7 @@ from shared_code.devices.attestation import results as r
 from shared_code.devices.attestation.apple import AssertionRefused, verify_assertion
 from shared_code.devices.attestation.verifier import AndroidEvidence, AppleEvidence, parse_digest, verify_evidence
 from tests.support.attestation import APP_ID, CHALLENGE, NOW, SIGNER, FakePki, extend_chain_as_device, tampered_signature
+from tests.support.play_integrity import configure  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +202,21 @@ def test_signature_digests_are_accepted_as_hex_or_base64(text):
 def test_other_digest_text_is_refused(text):
     with pytest.raises(ValueError):
         parse_digest(text)
+
+
+def test_bad_test_roots_and_missing_format_settings_name_the_setting(offline_settings, configure):
+    from shared_code.devices.attestation.verifier import config_from_settings
+    from shared_code.platform.config import ConfigError, get_settings
+
+    configure({"ATTESTATION_TEST_ROOTS": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"})
+    with pytest.raises(ConfigError) as bad:
+        config_from_settings(get_settings(), "android-key")
+    assert bad.value.setting == "ATTESTATION_TEST_ROOTS"
+    configure({"ATTESTATION_TEST_ROOTS": "", "APP_ATTEST_APP_IDS": ""})
+    with pytest.raises(ConfigError) as missing:
+        config_from_settings(get_settings(), "apple-appattest")
+    assert missing.value.setting == "APP_ATTEST_APP_IDS"
+    configure({"ANDROID_ATTESTATION_PACKAGES": "com.example.app", "ANDROID_ATTESTATION_SIGNATURE_DIGESTS": "not-a-digest"})
+    with pytest.raises(ConfigError) as digests:
+        config_from_settings(get_settings(), "android-key")
+    assert digests.value.setting == "ANDROID_ATTESTATION_SIGNATURE_DIGESTS"
