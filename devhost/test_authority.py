@@ -26,7 +26,7 @@ import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from client import attestation_sim as sim
 from client.integrity_mint import PlayIntegrityDevKeys
@@ -58,26 +58,36 @@ def dev_settings(folder: Path) -> dict[str, str]:
     return added
 
 
-class _StatusServer:
-    def __init__(self, path: Path) -> None:
-        if not path.exists():
-            path.write_text(json.dumps({"entries": {}}, indent=2) + "\n")
+class StatusListServer:
+    """A loopback HTTP server for an attestation status list: ``GET /attestation/status`` answers
+    ``respond()`` (``(HTTP status, JSON body bytes)``), any other path 404. ``url`` is the list's URL."""
 
+    PATH = "/attestation/status"
+
+    def __init__(self, respond: Callable[[], tuple[int, bytes]]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                body = path.read_bytes()
-                self.send_response(200)
+                status, body = respond() if self.path == StatusListServer.PATH else (404, b"{}")
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/attestation/status"
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{self.PATH}"
+
+    def __enter__(self) -> "StatusListServer":
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 @contextlib.contextmanager
@@ -89,19 +99,16 @@ def local_test_authority(root: Path) -> Iterator[Path | None]:
         return
     folder = root / ".devhost" / "test-authority"
     added = dev_settings(folder)
-    status_server = None
-    if get_setting("ANDROID_ATTESTATION_STATUS_URL", GOOGLE_STATUS_URL) == GOOGLE_STATUS_URL:
-        status_server = _StatusServer(folder / "status.json")
-        added["ANDROID_ATTESTATION_STATUS_URL"] = status_server.url
-        threading.Thread(target=status_server.server.serve_forever, daemon=True).start()
-    os.environ.update(added)
-    os.environ.setdefault(sim.AUTHORITY_ENV, str(folder))
-    log.warning("DEV ONLY test attestation authority in %s: %s", folder,
-                ", ".join(sorted(added)) or "nothing added (settings already given)")
-    try:
+    with contextlib.ExitStack() as stack:
+        if get_setting("ANDROID_ATTESTATION_STATUS_URL", GOOGLE_STATUS_URL) == GOOGLE_STATUS_URL:
+            status_file = folder / "status.json"
+            if not status_file.exists():
+                status_file.write_text(json.dumps({"entries": {}}, indent=2) + "\n")
+            added["ANDROID_ATTESTATION_STATUS_URL"] = stack.enter_context(
+                StatusListServer(lambda: (200, status_file.read_bytes()))).url
+        os.environ.update(added)
+        os.environ.setdefault(sim.AUTHORITY_ENV, str(folder))
+        log.warning("DEV ONLY test attestation authority in %s: %s", folder,
+                    ", ".join(sorted(added)) or "nothing added (settings already given)")
         yield folder
-    finally:
-        if status_server is not None:
-            status_server.server.shutdown()
-            status_server.server.server_close()
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from client import attestation_sim as sim
+from devhost.test_authority import StatusListServer
 from shared_code.devices.attestation.android import AndroidPolicy
 from shared_code.devices.attestation.apple import AppleExpectations
 from shared_code.devices.attestation.roots import trust_store
@@ -132,53 +133,28 @@ def apple_vectors() -> list[dict[str, Any]]:
 
 # --- a local attestation status endpoint ------------------------------------------------------
 
-class FakeStatusList:
-    """Google's attestation status endpoint on 127.0.0.1: ``GET /attestation/status`` answers
-    ``{"entries": {serial: {"status", "reason"}}}``. ``revoke`` / ``suspend`` add entries,
+class FakeStatusList(StatusListServer):
+    """Google's attestation status endpoint on 127.0.0.1 (:class:`devhost.test_authority.StatusListServer`)
+    answering ``{"entries": {serial: {"status", "reason"}}}``. ``revoke`` / ``suspend`` add entries,
     ``behaviour = "down"`` answers 500, ``"garbage"`` a body that is not the document; ``requests``
     counts the GETs."""
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.entries: dict[str, dict[str, str]] = {}
         self.behaviour = "ok"
         self.requests = 0
-        fake = self
+        super().__init__(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                fake.requests += 1
-                status, body = 200, json.dumps({"entries": fake.entries}).encode()
-                if fake.behaviour == "down" or self.path != "/attestation/status":
-                    status, body = 500, b"{}"
-                elif fake.behaviour == "garbage":
-                    body = b"<html>not the list</html>"
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/attestation/status"
+    def _respond(self) -> tuple[int, bytes]:
+        self.requests += 1
+        if self.behaviour == "down":
+            return 500, b"{}"
+        if self.behaviour == "garbage":
+            return 200, b"<html>not the list</html>"
+        return 200, json.dumps({"entries": self.entries}).encode()
 
     def revoke(self, serial: str) -> None:
         self.entries[serial] = {"status": "REVOKED", "reason": "KEY_COMPROMISE"}
 
     def suspend(self, serial: str) -> None:
         self.entries[serial] = {"status": "SUSPENDED", "reason": "SOFTWARE_FLAW"}
-
-    def __enter__(self) -> "FakeStatusList":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
