@@ -138,7 +138,8 @@ def verify_integrity(req: func.HttpRequest) -> func.HttpResponse:
     if body.get("challenge") is not None:
         challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
     result = verdicts.verify_token(device, token, challenge)
-    return json_response(200, "integrity_verified" if result["valid"] else "integrity_failed", **result)
+    return json_response(200, "integrity_verified" if result["valid"] else "integrity_failed", **result,
+                         trust_level=registry.trust_level(device))
 
 
 @devices_bp.route(route="api/device", methods=["GET"])
