@@ -9,7 +9,7 @@ import logging
 import azure.functions as func
 
 from shared_code.devices import challenges, files, gates, registry
-from shared_code.devices.attestation import enrollment, sweep
+from shared_code.devices.attestation.results import ANDROID_KEY, APPLE_APPATTEST
 from shared_code.devices.integrity import decode, verdicts
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
@@ -72,7 +72,10 @@ def attest_device(req: func.HttpRequest) -> func.HttpResponse:
     device = _device(req)
     body = read_json_object(req)
     fmt = body.get("format", "key")
-    if fmt in enrollment.HARDWARE_FORMATS:
+    if fmt in (ANDROID_KEY, APPLE_APPATTEST):
+        # the verifier (cryptography.x509, asn1crypto, cbor2) is imported on first use, not at cold start
+        from shared_code.devices.attestation import enrollment
+
         challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
         attested, verification = enrollment.attest_hardware(device, enrollment.evidence_from_request(fmt, body), challenge)
         return json_response(200, "device_attested", deviceid=attested["id"], key_type=attested["key_type"],
@@ -157,6 +160,8 @@ def refresh_attestation_status(timer: func.TimerRequest) -> None:
     Raises after logging when the list cannot be fetched or a device could not be updated, so the
     host records the run as failed (the next run tries again).
     """
+    from shared_code.devices.attestation import sweep
+
     report = sweep.refresh_and_recheck()
     log.info("attestation status sweep: checked=%d revoked=%d", report.checked, len(report.revoked))
     if report.failed:

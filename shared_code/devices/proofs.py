@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared_code.devices.attestation import assertions
 from shared_code.devices.attestation.results import APPLE_APPATTEST
 from shared_code.platform.crypto import b64decode_strict, load_device_public_key
 from shared_code.platform.errors import BadRequest, Forbidden, Unauthorized
@@ -38,6 +37,9 @@ def verify_request_proof(device: dict[str, Any], client_data: bytes, proof_b64: 
     if not device.get("public_key"):
         raise Forbidden("device_not_attested", "attest the device key first")
     if (device.get("attestation") or {}).get("format") == APPLE_APPATTEST:
+        # imported on first use: cbor2 and the App Attest verifier stay out of the cold start
+        from shared_code.devices.attestation import assertions
+
         return assertions.verify_assertion_proof(device, client_data, proof_b64, field)
     try:
         signature = b64decode_strict(proof_b64)

@@ -40,7 +40,6 @@ from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.attestation")
 
-HARDWARE_FORMATS = (r.ANDROID_KEY, r.APPLE_APPATTEST)
 MAX_CERTIFICATE_CHARS = 16 * 1024
 MAX_ATTESTATION_OBJECT_CHARS = 48 * 1024
 
