@@ -50,6 +50,10 @@ TEST_SETTINGS = {
     "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
     "LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE": "100000",
     "MAIL_RATE_LIMIT_PER_HOUR": "100000",
+    # devices (hardware attestation): no test reaches Google's status list; tests that need one run
+    # a local fake (tests/support/attestation.py), and the refresh timer never fires on its own.
+    "ANDROID_ATTESTATION_STATUS_URL": "http://127.0.0.1:9/attestation/status",
+    "ANDROID_ATTESTATION_STATUS_SCHEDULE": "0 0 0 1 1 *",
 }
 
 
