@@ -160,9 +160,13 @@ def refresh_attestation_status(timer: func.TimerRequest) -> None:
     Raises after logging when the list cannot be fetched or a device could not be updated, so the
     host records the run as failed (the next run tries again).
     """
-    from shared_code.devices.attestation import sweep
+    from shared_code.devices.attestation import status_list, sweep
 
-    report = sweep.refresh_and_recheck()
+    try:
+        report = sweep.refresh_and_recheck()
+    except status_list.StatusListUnavailable as exc:
+        log.error("attestation status sweep: the status list could not be fetched (%s); nothing changed", exc)
+        raise
     log.info("attestation status sweep: checked=%d revoked=%d", report.checked, len(report.revoked))
     if report.failed:
         raise RuntimeError(f"attestation status sweep incomplete: {report.failed}")

@@ -199,6 +199,21 @@ def test_the_sweep_changes_nothing_without_a_list(settings, status):
         sweep.refresh_and_recheck()
 
 
+def test_the_timer_runs_the_sweep_and_fails_the_run_without_a_list(settings, pki, device, status, caplog):
+    from azure.functions.timer import TimerRequest
+
+    from tests.support.devices import HANDLERS
+
+    assert attest(device, android_body(pki, device.challenge()))[0] == 200
+    status.revoke(stored(device)["attestation"]["serials"][1])
+    with caplog.at_level(logging.INFO, logger="trustgate.devices"):
+        HANDLERS["refresh_attestation_status"](timer=TimerRequest(past_due=False))
+    assert stored(device)["trust_level"] == "revoked" and "revoked=1" in caplog.text
+    status.behaviour = "down"
+    with pytest.raises(status_list.StatusListUnavailable):
+        HANDLERS["refresh_attestation_status"](timer=TimerRequest(past_due=False))
+
+
 # --- MIN_DEVICE_TRUST -----------------------------------------------------------------------------
 
 def test_min_device_trust_refuses_software_keys_on_upload_and_verify(settings, pki, device):
