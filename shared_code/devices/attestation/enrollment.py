@@ -11,6 +11,8 @@ Order (each step's refusal changes nothing): decode (400) → verify every check
 fresh status list) → the key is usable → the device is not bound to another key (409) →
 consume the challenge (401 ``invalid_challenge``) → store (conditional replace on the etag).
 A failed verification leaves the challenge usable, as every refusal before the challenge check does.
+Evidence for the key already bound (e.g. one first attested with format ``key``) upgrades the
+record to the evidence's trust level; an App Attest ``assertion_counter`` is kept, never reset.
 
 Crash safety: the only write is the final replace. If the process dies after consuming the
 challenge and before the replace, nothing is bound and the device retries with a new challenge;
@@ -130,13 +132,13 @@ def attest_hardware(device: dict[str, Any], evidence: Evidence, challenge: str) 
     if device.get("public_key") and device["public_key"] != key.pem:
         raise Conflict("already_attested", "the device is already attested with another key")
     challenges.consume_challenge(device["id"], challenge)
-    if device.get("public_key") == key.pem:
-        return device, verification
+    # Also for the key already bound: evidence that it lives in secure hardware upgrades a key
+    # proved by possession only, and refreshes the claims. An App Attest counter never goes back.
     updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(now),
                "trust_level": verification.trust_level, "attestation": verification.claims,
                "evidence": raw_evidence(evidence)}
     if isinstance(evidence, AppleEvidence):
-        updated["assertion_counter"] = 0
+        updated["assertion_counter"] = int(device.get("assertion_counter") or 0)
     try:
         stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
     except cosmos.EtagMismatch:

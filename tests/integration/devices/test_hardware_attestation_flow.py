@@ -116,6 +116,14 @@ def test_an_android_tee_key_attests_as_hardware_and_keeps_its_evidence(settings,
     assert device.upload(b"signed by the attested TEE key")[0] == 200
 
 
+def test_hardware_evidence_upgrades_a_key_first_proved_by_possession(settings, pki, device):
+    assert device.attest(key=pki.key)[1]["trust_level"] == "software"
+    status, body = attest(device, android_body(pki, device.challenge()))
+    assert (status, body["trust_level"]) == (200, "hardware") and stored(device)["trust_level"] == "hardware"
+    other = FakePki()
+    assert attest(device, android_body(other, device.challenge()))[0] == 401  # another authority: untrusted
+
+
 def test_a_strongbox_key_attests_as_strongbox(settings, pki, device):
     status, body = attest(device, android_body(pki, device.challenge(), security_level="strongbox", provisioning="remote"))
     assert (status, body["trust_level"], body["attestation"]["provisioning"]) == (200, "strongbox", "remote")
@@ -256,6 +264,16 @@ def test_app_attest_devices_upload_with_assertions_and_replays_are_refused(apple
     assert (status, body["message"]) == (401, "invalid_signature")
     assert upload(device, b"two", assertion(key, challenge, b"two", 7), challenge)[0] == 200  # challenge was left usable
     assert stored(device)["assertion_counter"] == 7
+
+
+def test_re_attesting_an_app_attest_key_never_resets_its_counter(apple_device, pki):
+    device, key = apple_device
+    challenge = device.challenge()
+    assert upload(device, b"one", assertion(key, challenge, b"one", 4), challenge)[0] == 200
+    assert attest(device, apple_body(pki, key, device.challenge()))[0] == 200
+    assert stored(device)["assertion_counter"] == 4
+    challenge = device.challenge()
+    assert upload(device, b"old", assertion(key, challenge, b"old", 2), challenge)[1]["message"] == "assertion_replayed"
 
 
 def test_two_racing_assertions_with_one_counter_one_wins(apple_device):
