@@ -25,10 +25,9 @@ import base64
 import hashlib
 import mimetypes
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
-
-from dataclasses import dataclass
 
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor

@@ -32,7 +32,13 @@ from cryptography.hazmat.primitives import serialization
 from shared_code.devices import challenges
 from shared_code.devices.attestation import results as r
 from shared_code.devices.attestation import status_list
-from shared_code.devices.attestation.verifier import AndroidEvidence, AppleEvidence, Evidence, config_from_settings, verify_evidence
+from shared_code.devices.attestation.verifier import (
+    AndroidEvidence,
+    AppleEvidence,
+    Evidence,
+    config_from_settings,
+    verify_evidence,
+)
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import UnusableKey, b64decode_strict, load_device_public_key
