@@ -42,6 +42,11 @@ param keyVaultPurgeProtection bool = false
 @description('Cosmos DB database name (COSMOS_DATABASE).')
 param cosmosDatabaseName string = 'trustgate'
 
+@description('Days each audit log blob stays immutable (time-based retention, protected appends allowed). The policy is created unlocked; lock it for production (README, Audit log).')
+@minValue(1)
+@maxValue(146000)
+param auditRetentionDays int = 365
+
 param resourceGroupName string = ''
 param functionAppName string = ''
 
@@ -153,9 +158,22 @@ module api 'app/api.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     smtpHost: smtpHost
     smtpSender: smtpSender
+    auditEnvironment: environmentName
   }
   // Key Vault references resolve with the app's identity at start: grant it first.
   dependsOn: [rbac]
+}
+
+// Audit log (issue 15): WORM retention with protected appends on the audit container, so even the
+// operator cannot rewrite or delete a log segment or a published checkpoint within the period.
+module auditStorage 'app/audit-storage.bicep' = {
+  name: 'auditStorage'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    containerName: storage.outputs.containerSettings.AUDIT_CONTAINER
+    retentionDays: auditRetentionDays
+  }
 }
 
 // Blob-created events of the storage account; the postdeploy hook subscribes the upload blob

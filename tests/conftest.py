@@ -54,6 +54,10 @@ TEST_SETTINGS = {
     # a local fake (tests/support/attestation.py), and the refresh timer never fires on its own.
     "ANDROID_ATTESTATION_STATUS_URL": "http://127.0.0.1:9/attestation/status",
     "ANDROID_ATTESTATION_STATUS_SCHEDULE": "0 0 0 1 1 *",
+    # audit (issue 15)
+    "AUDIT_SIGNING_KEY": base64.b64encode(b"test-audit-signing-key-" + b"s" * 9).decode(),
+    "AUDIT_SALT": base64.b64encode(b"test-audit-salt-" + b"a" * 32).decode(),
+    "AUDIT_ENVIRONMENT": "test",
 }
 
 
@@ -62,6 +66,9 @@ def reset_app_state() -> None:
     config.reset_settings()
     cosmos.reset_client()
     blobs.reset_client()
+    from shared_code.audit import sequencer
+
+    sequencer.reset_cache()
 
 
 @pytest.fixture(scope="session", autouse=True)

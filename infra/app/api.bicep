@@ -25,6 +25,8 @@ param smtpHost string = ''
 @description('From address of the one-time code mails (azd env SMTP_SENDER).')
 param smtpSender string = ''
 param maximumInstanceCount int = 40
+@description('Environment name in the audit log origin trustgate/<name>/audit (AUDIT_ENVIRONMENT).')
+param auditEnvironment string = 'azure'
 param instanceMemoryMB int = 2048
 
 var plainSettings = loadJsonContent('./app-settings.json')
@@ -62,6 +64,8 @@ var computedSettings = {
   // Operator-supplied mail relay (the password is a Key Vault reference, see key-vault-secrets.json).
   SMTP_HOST: smtpHost
   SMTP_SENDER: smtpSender
+  // audit (issue 15): the log's origin names the azd environment.
+  AUDIT_ENVIRONMENT: auditEnvironment
 }
 
 // Create an App Service Plan to group applications under the same payment plan and SKU

@@ -19,6 +19,7 @@ import functools
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -141,6 +142,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PLAY_INTEGRITY_REFUSE_RISKY_APPS", "false", "refuse appAccessRiskVerdict UNKNOWN_CAPTURING / UNKNOWN_CONTROLLING / UNKNOWN_OVERLAYS"),
     SettingSpec("PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL", "", "highest accepted recentDeviceActivity.deviceActivityLevel, LEVEL_1..LEVEL_4 (empty = not checked)"),
     SettingSpec("PLAY_INTEGRITY_ALLOW_TESTING", "false", "accept testingDetails.isTestingResponse tokens (Play Console test responses)"),
+    # audit (issue 15). Empty key defaults on purpose: an audited decision answers 500
+    # configuration_error naming the setting (shared_code.audit), so nothing is ever decided unlogged.
+    SettingSpec("AUDIT_CONTAINER", "audit", "blob container of the audit log (log segments, hash tiles, checkpoints)"),
+    SettingSpec("AUDIT_SIGNING_KEY", "", "base64 of the 32-byte Ed25519 private key that signs audit checkpoints (Key Vault reference in Azure)", secret=True),
+    SettingSpec("AUDIT_SALT", "", "base64 key (>= 32 bytes) of the salted digests (HMAC-SHA256) of emails and addresses in audit entries", secret=True),
+    SettingSpec("AUDIT_ENVIRONMENT", "local", "environment name in the audit log's origin trustgate/<environment>/audit"),
+    SettingSpec("AUDIT_CHECKPOINT_SECONDS", "60", "a new signed checkpoint at most this long after new entries (the timer runs every minute), seconds"),
+    SettingSpec("AUDIT_CHECKPOINT_ENTRIES", "1000", "also sign a checkpoint in the request that appends every N-th entry"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -233,6 +242,13 @@ class Settings:
     play_integrity_refuse_risky_apps: bool
     play_integrity_max_activity_level: str
     play_integrity_allow_testing: bool
+    # audit (issue 15)
+    audit_container: str
+    audit_signing_key: bytes
+    audit_salt: bytes
+    audit_environment: str
+    audit_checkpoint_seconds: int
+    audit_checkpoint_entries: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -412,6 +428,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         play_integrity_refuse_risky_apps=r.boolean("PLAY_INTEGRITY_REFUSE_RISKY_APPS"),
         play_integrity_max_activity_level=_activity_level(r),
         play_integrity_allow_testing=r.boolean("PLAY_INTEGRITY_ALLOW_TESTING"),
+        # audit (issue 15)
+        audit_container=r.text("AUDIT_CONTAINER"),
+        audit_signing_key=r.key("AUDIT_SIGNING_KEY", 32) if r.text("AUDIT_SIGNING_KEY") else b"",
+        audit_salt=r.key("AUDIT_SALT", 32) if r.text("AUDIT_SALT") else b"",
+        audit_environment=_audit_environment(r),
+        audit_checkpoint_seconds=r.integer("AUDIT_CHECKPOINT_SECONDS", 60, 86400),
+        audit_checkpoint_entries=r.integer("AUDIT_CHECKPOINT_ENTRIES", 1, 1_000_000),
     )
 
 
@@ -442,6 +465,14 @@ def _activity_level(r: _Reader) -> str:
     value = r.text("PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL").upper()
     if value and value not in ACTIVITY_LEVELS:
         raise ConfigError("PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL", f"must be empty or one of {', '.join(ACTIVITY_LEVELS)}")
+    return value
+
+
+def _audit_environment(r: _Reader) -> str:
+    # c2sp.org/signed-note: the origin is also the key name, which has no spaces and no "+".
+    value = r.text("AUDIT_ENVIRONMENT")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+        raise ConfigError("AUDIT_ENVIRONMENT", "must be 1-64 of A-Z a-z 0-9 . _ -")
     return value
 
 
