@@ -39,6 +39,8 @@ DEVICE_ID_PATTERN = re.compile(r"(?!\.+\Z)[A-Za-z0-9._:-]{1,128}")
 MIN_TOKEN_LENGTH = 32
 MAX_TOKEN_LENGTH = 512
 ATTEST_PREFIX = "attest:"
+#: Named in audit entries for keys attested by proof of possession (format ``key``).
+POSSESSION_VERIFIER = "trustgate-possession/1"
 
 # Hash compared against for unknown devices, so both failures cost the same work.
 _DUMMY_HASH = "0" * 64
@@ -117,6 +119,9 @@ def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, 
         return device
     updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(utc_now()),
                "trust_level": "software", "attestation": {"format": "key"}}
+    trail.record("device_attested", actor=trail.device_actor(device["id"]),
+                 objects={"device": device["id"], "format": "key", "trust_level": "software"},
+                 evidence=trail.evidence_digest(key.pem.encode("ascii"), POSSESSION_VERIFIER, {"format": "key"}))
     try:
         stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
     except cosmos.EtagMismatch:

@@ -7,15 +7,19 @@ Request bodies (the challenge's raw bytes are what the device put into the evide
     {"format": "apple-appattest", "challenge", "key_id": base64, "attestation_object": base64 CBOR}
 
 Order (each step's refusal changes nothing): decode (400) → verify every check (401
-``attestation_failed`` with ``failed_checks``; 503 ``revocation_status_unavailable`` without a
-fresh status list) → the key is usable → the device is not bound to another key (409) →
-consume the challenge (401 ``invalid_challenge``) → store (conditional replace on the etag).
+``attestation_failed`` with ``failed_checks``, after the refusal is recorded in the audit log;
+503 ``revocation_status_unavailable`` without a fresh status list) → the key is usable → the
+device is not bound to another key (409) → consume the challenge (401 ``invalid_challenge``) →
+record ``device_attested`` in the audit log (:mod:`shared_code.audit.trail`: format, trust level,
+failed checks, SHA-256 of the evidence, verifier name and policy hash; a failed log write is 503
+and nothing is bound) → store (conditional replace on the etag).
 A failed verification leaves the challenge usable, as every refusal before the challenge check does.
 Evidence for the key already bound (e.g. one first attested with format ``key``) upgrades the
 record to the evidence's trust level; an App Attest ``assertion_counter`` is kept, never reset.
 
-Crash safety: the only write is the final replace. If the process dies after consuming the
-challenge and before the replace, nothing is bound and the device retries with a new challenge;
+Crash safety: the only device write is the final replace. If the process dies after consuming the
+challenge or after the audit entry and before the replace, nothing is bound (the entry records a
+decision that did not take effect, as the device record shows) and the device retries with a new challenge;
 if the replace times out but lands, a retry with the same evidence and a new challenge finds the
 key bound and succeeds (idempotent for the same key).
 """
@@ -29,14 +33,19 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from shared_code.audit import trail
 from shared_code.devices import challenges
 from shared_code.devices.attestation import results as r
 from shared_code.devices.attestation import status_list
 from shared_code.devices.attestation.verifier import (
+    VERIFIER_NAME,
     AndroidEvidence,
     AppleEvidence,
     Evidence,
+    VerifierConfig,
     config_from_settings,
+    evidence_bytes,
+    policy_document,
     verify_evidence,
 )
 from shared_code.platform import cosmos
@@ -102,15 +111,25 @@ def raw_evidence(evidence: Evidence) -> dict[str, Any]:
             "attestation_object": base64.b64encode(evidence.attestation_object).decode("ascii")}
 
 
-def verify_for_device(evidence: Evidence, challenge: bytes, now: datetime) -> r.Verification:
-    """Verify ``evidence`` with the configured policy, trust store and (Android) status list.
+def verify_for_device(evidence: Evidence, challenge: bytes, now: datetime) -> tuple[VerifierConfig, r.Verification]:
+    """Verify ``evidence`` with the configured policy, trust store and (Android) status list;
+    returns the configuration used and the verification.
 
     Raises :class:`~shared_code.platform.config.ConfigError` (500) for missing settings and
     :class:`~shared_code.platform.errors.ServiceUnavailable` ``revocation_status_unavailable``.
     """
     config = config_from_settings(get_settings(), evidence.format)
     refused = status_list.current_refused(now) if isinstance(evidence, AndroidEvidence) else frozenset()
-    return verify_evidence(evidence, challenge, config, now, refused)
+    return config, verify_evidence(evidence, challenge, config, now, refused)
+
+
+def _audit(deviceid: str, evidence: Evidence, config: VerifierConfig, verification: r.Verification) -> None:
+    """Record the decision before it takes effect (raises ServiceUnavailable when the log is down)."""
+    trail.record("device_attested", actor=trail.device_actor(deviceid),
+                 objects={"device": deviceid, "format": evidence.format, "trust_level": verification.trust_level or "none"},
+                 outcome=trail.GRANTED if verification.ok else trail.REFUSED,
+                 failed_checks=list(verification.failed_checks),
+                 evidence=trail.evidence_digest(evidence_bytes(evidence), VERIFIER_NAME, policy_document(config)))
 
 
 def attest_hardware(device: dict[str, Any], evidence: Evidence, challenge: str) -> tuple[dict[str, Any], r.Verification]:
@@ -124,8 +143,9 @@ def attest_hardware(device: dict[str, Any], evidence: Evidence, challenge: str) 
     if device.get("trust_level") == "revoked":
         raise Forbidden("attestation_required", "the device's attestation was revoked; register a new device")
     now = utc_now()
-    verification = verify_for_device(evidence, challenge_bytes(challenge), now)
+    config, verification = verify_for_device(evidence, challenge_bytes(challenge), now)
     if not verification.ok:
+        _audit(device["id"], evidence, config, verification)
         security_event("attestation_refused", deviceid=device["id"], format=evidence.format,
                        failed_checks=list(verification.failed_checks))
         raise AttestationFailed(detail=verification.detail, fields={"failed_checks": list(verification.failed_checks)})
@@ -145,6 +165,7 @@ def attest_hardware(device: dict[str, Any], evidence: Evidence, challenge: str) 
                "evidence": raw_evidence(evidence)}
     if isinstance(evidence, AppleEvidence):
         updated["assertion_counter"] = int(device.get("assertion_counter") or 0)
+    _audit(device["id"], evidence, config, verification)
     try:
         stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
     except cosmos.EtagMismatch:

@@ -7,6 +7,8 @@ chain's certificate serials and, where one is now REVOKED or SUSPENDED, sets the
 ``trust_level`` to ``revoked`` (with ``revoked: {at, serials}``) by a conditional replace and logs
 the security event ``attestation_revoked``. A revoked device is refused by every gate.
 
+Each revocation is recorded in the audit log (``device_trust_revoked``) before it is written.
+
 Crash safety: each device is one conditional replace; a run that stops part-way leaves the
 devices it did not reach unchanged, and the next run (or a retry) re-checks them. Revoking twice
 is harmless (already revoked devices are skipped).
@@ -21,6 +23,7 @@ from datetime import datetime
 
 from cryptography import x509
 
+from shared_code.audit import trail
 from shared_code.devices.attestation import status_list
 from shared_code.platform import cosmos
 from shared_code.platform.errors import ServiceUnavailable
@@ -56,14 +59,24 @@ def chain_serials(evidence: dict) -> set[str]:
 
 
 def _revoke(deviceid: str, serials: list[str], now: datetime, attempts: int = 3) -> bool:
+    """Set one device's ``trust_level`` to ``revoked``; ``False`` when it is gone or already revoked.
+
+    The decision is recorded once in the audit log before the first write; the conditional
+    replace is retried on a lost race (re-read each time). Raises ServiceUnavailable.
+    """
+    current = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
+    if current is None or current.get("trust_level") == "revoked":
+        return False
+    trail.record("device_trust_revoked", actor=trail.OPERATOR, outcome=trail.REFUSED, failed_checks=["revoked"],
+                 objects={"device": deviceid, "serials": ",".join(serials)[:512]})
     for _ in range(attempts):
-        current = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
-        if current is None or current.get("trust_level") == "revoked":
-            return False
         try:
             cosmos.replace_item(cosmos.DEVICES, {**current, "trust_level": "revoked",
                                                  "revoked": {"at": to_iso(now), "serials": serials}}, current["_etag"])
         except cosmos.EtagMismatch:
+            current = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
+            if current is None or current.get("trust_level") == "revoked":
+                return False
             continue
         security_event("attestation_revoked", level=logging.WARNING, deviceid=deviceid, serials=serials)
         return True

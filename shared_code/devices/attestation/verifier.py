@@ -31,6 +31,8 @@ from shared_code.devices.attestation.roots import TestRootsError, TrustStore, tr
 from shared_code.platform.config import ConfigError, Settings
 
 DIGEST_BYTES = 32
+#: Named in audit entries (``evidence.verifier``); bump when a check's meaning changes.
+VERIFIER_NAME = "trustgate-attestation/1"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,29 @@ def config_from_settings(settings: Settings, fmt: str) -> VerifierConfig:
     if not settings.app_attest_app_ids:
         raise ConfigError("APP_ATTEST_APP_IDS", "is required for format apple-appattest")
     return VerifierConfig(trust, apple=AppleExpectations(settings.app_attest_app_ids, settings.app_attest_environment))
+
+
+def policy_document(config: VerifierConfig) -> dict[str, object]:
+    """The policy in force as JSON (for the audit log's policy hash): pinned and test root pins
+    and the constraints of each configured format."""
+    document: dict[str, object] = {"android_pins": sorted(config.trust.android_pins),
+                                   "apple_pins": sorted(config.trust.apple_pins)}
+    if config.android is not None:
+        android = config.android
+        document["android"] = {"packages": sorted(android.packages),
+                               "signature_digests": sorted(d.hex() for d in android.signature_digests),
+                               "allow_unlocked": android.allow_unlocked, "min_patch_level": android.min_patch_level}
+    if config.apple is not None:
+        document["apple"] = {"app_ids": sorted(config.apple.app_ids), "environment": config.apple.environment}
+    return document
+
+
+def evidence_bytes(evidence: Evidence) -> bytes:
+    """The raw evidence as one byte string (the DER certificates back to back, or the CBOR object),
+    what the audit log's evidence digest covers."""
+    if isinstance(evidence, AndroidEvidence):
+        return b"".join(evidence.certificate_chain)
+    return evidence.key_id + evidence.attestation_object
 
 
 def verify_evidence(evidence: Evidence, challenge: bytes, config: VerifierConfig, now: datetime,

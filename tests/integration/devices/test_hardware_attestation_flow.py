@@ -199,6 +199,8 @@ def test_the_sweep_revokes_devices_whose_stored_chain_is_now_listed(settings, pk
     code, answer = call("verify_integrity", "POST", "verify", headers={**actors[0].headers, **headers}, body=document)
     assert (code, answer["message"]) == (403, "attestation_required")
     assert sweep.refresh_and_recheck().revoked == []  # idempotent
+    revocations = [e for e in device_entries(actors[0]) if e["event"] == "device_trust_revoked"]
+    assert [(e["actor"], e["outcome"], e["objects"]["serials"]) for e in revocations] == [("operator", "refused", revoked_serial)]
 
 
 def test_the_sweep_changes_nothing_without_a_list(settings, status):
@@ -317,3 +319,38 @@ def test_an_expired_challenge_is_refused_after_verification(settings, pki, devic
     monkeypatch.setattr(challenges_module, "utc_now", lambda: utc_now() + timedelta(hours=1))
     status, body = attest(device, android_body(pki, challenge))
     assert (status, body["message"]) == (401, "invalid_challenge")
+
+
+# --- audit log ------------------------------------------------------------------------------------
+
+def device_entries(actor: DeviceActor) -> list[dict]:
+    from shared_code.audit import proofs, sequencer
+
+    page = proofs.subject_entries(f"device:{actor.deviceid}", 100, None, sequencer.load_state().size)
+    return [json.loads(entry) for _, entry in page.entries]
+
+
+def test_attestation_decisions_are_in_the_audit_log_with_an_evidence_digest(settings, pki, device):
+    challenge = device.challenge()
+    body = android_body(pki, challenge, locked=False)
+    assert attest(device, body)[0] == 401
+    good = android_body(pki, challenge)
+    assert attest(device, good)[0] == 200
+    refused, granted = [e for e in device_entries(device) if e["event"] == "device_attested"]
+    assert (refused["outcome"], refused["failed_checks"], refused["objects"]["format"]) == ("refused", ["root_of_trust"], "android-key")
+    assert (granted["outcome"], granted["objects"]["trust_level"]) == ("granted", "hardware")
+    chain = b"".join(base64.b64decode(c) for c in good["certificate_chain"])
+    assert granted["evidence"]["sha256"] == hashlib.sha256(chain).hexdigest()
+    assert granted["evidence"]["verifier"] == "trustgate-attestation/1" and granted["evidence"]["policy"] == refused["evidence"]["policy"]
+
+
+def test_a_failing_log_write_binds_nothing(settings, pki, device, monkeypatch):
+    from shared_code.audit import trail
+    from shared_code.platform.errors import ServiceUnavailable
+
+    def down(*args, **kwargs):
+        raise ServiceUnavailable(detail="the audit log is unavailable")
+
+    monkeypatch.setattr(trail, "record", down)
+    status, body = attest(device, android_body(pki, device.challenge()))
+    assert (status, stored(device)["public_key"]) == (503, None)
