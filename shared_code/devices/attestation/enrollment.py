@@ -51,7 +51,7 @@ from shared_code.devices.attestation.verifier import (
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import UnusableKey, b64decode_strict, load_device_public_key
-from shared_code.platform.errors import BadRequest, Conflict, Forbidden, Unauthorized
+from shared_code.platform.errors import BadRequest, Conflict, Forbidden, ServiceUnavailable, Unauthorized
 from shared_code.platform.security_log import security_event
 from shared_code.platform.timeutil import to_iso, utc_now
 
@@ -132,6 +132,32 @@ def _audit(deviceid: str, evidence: Evidence, config: VerifierConfig, verificati
                  evidence=trail.evidence_digest(evidence_bytes(evidence), VERIFIER_NAME, policy_document(config)))
 
 
+def _bind(device: dict[str, Any], key: Any, evidence: Evidence, verification: r.Verification, now: datetime,
+          attempts: int = 3) -> dict[str, Any]:
+    """Write the binding by conditional replace, re-reading on a lost race (a concurrent write
+    of another field, such as a Play Integrity result, is kept). Also for the key already bound:
+    evidence that it lives in secure hardware upgrades a key proved by possession only and
+    refreshes the claims. An App Attest counter never goes back. Raises :class:`Conflict` when
+    another key won, :class:`Forbidden` when the device was revoked meanwhile, ServiceUnavailable
+    when the record keeps changing."""
+    current = device
+    for _ in range(attempts):
+        updated = {**current, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(now),
+                   "trust_level": verification.trust_level, "attestation": verification.claims,
+                   "evidence": raw_evidence(evidence)}
+        if isinstance(evidence, AppleEvidence):
+            updated["assertion_counter"] = int(current.get("assertion_counter") or 0)
+        try:
+            return cosmos.replace_item(cosmos.DEVICES, updated, current["_etag"])
+        except cosmos.EtagMismatch:
+            current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"])
+            if current is None or (current.get("public_key") and current["public_key"] != key.pem):
+                raise Conflict("already_attested", "the device is already attested with another key") from None
+            if current.get("trust_level") == "revoked":
+                raise Forbidden("attestation_required", "the device's attestation was revoked meanwhile") from None
+    raise ServiceUnavailable(detail="the device record is being changed concurrently, try again")
+
+
 def attest_hardware(device: dict[str, Any], evidence: Evidence, challenge: str) -> tuple[dict[str, Any], r.Verification]:
     """Bind the key of verified ``evidence`` to ``device``; returns ``(stored record, verification)``.
 
@@ -158,20 +184,7 @@ def attest_hardware(device: dict[str, Any], evidence: Evidence, challenge: str) 
     if device.get("public_key") and device["public_key"] != key.pem:
         raise Conflict("already_attested", "the device is already attested with another key")
     challenges.consume_challenge(device["id"], challenge)
-    # Also for the key already bound: evidence that it lives in secure hardware upgrades a key
-    # proved by possession only, and refreshes the claims. An App Attest counter never goes back.
-    updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(now),
-               "trust_level": verification.trust_level, "attestation": verification.claims,
-               "evidence": raw_evidence(evidence)}
-    if isinstance(evidence, AppleEvidence):
-        updated["assertion_counter"] = int(device.get("assertion_counter") or 0)
     _audit(device["id"], evidence, config, verification)
-    try:
-        stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
-    except cosmos.EtagMismatch:
-        current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"])
-        if current and current.get("public_key") == key.pem:
-            return current, verification
-        raise Conflict("already_attested", "the device is already attested with another key") from None
+    stored = _bind(device, key, evidence, verification, now)
     log.info("device attested: %s (%s, %s)", device["id"], evidence.format, verification.trust_level)
     return stored, verification
