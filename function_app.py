@@ -9,6 +9,7 @@ import azure.functions as func
 from functions.accounts import accounts_bp
 from functions.datastore import datastore_bp
 from functions.devices import devices_bp
+from functions.direct_uploads import direct_uploads_bp
 from functions.health import health_bp
 from functions.kms import kms_bp
 from functions.maintenance import maintenance_bp
@@ -28,5 +29,6 @@ for blueprint in (
     tokens_bp,
     maintenance_bp,
     messages_bp,
+    direct_uploads_bp,  # issue 13: direct-to-blob uploads
 ):
     app.register_functions(blueprint)

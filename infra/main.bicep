@@ -119,6 +119,15 @@ module keyVault 'app/keyvault.bicep' = {
   }
 }
 
+// Direct uploads (issue 13): staged blobs nobody verified are deleted after one day.
+module storageLifecycle 'app/storage-lifecycle.bicep' = {
+  name: 'storageLifecycle'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+  }
+}
+
 // Consolidated role assignments (Storage, Monitoring, Key Vault) for the app and the developer.
 module rbac 'app/rbac.bicep' = {
   name: 'rbacAssignments'
@@ -187,3 +196,5 @@ output KEY_VAULT_GENERATED_SECRETS string = keyVault.outputs.generatedSecrets
 output KEY_VAULT_SUPPLIED_SECRETS string = keyVault.outputs.suppliedSecrets
 output UPLOADS_CONTAINER string = storage.outputs.uploadsContainerName
 output UPLOADS_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
+// Direct uploads (issue 13): the staging container, whose BlobCreated events postdeploy subscribes.
+output UPLOAD_STAGING_CONTAINER string = storageLifecycle.outputs.stagingContainerName

@@ -122,6 +122,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
     SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login and /authenticate (each)"),
     SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
+    # Direct-to-blob uploads (issue 13). Required, no default, like UPLOADS_CONTAINER: the staging
+    # blob trigger's path binds %UPLOAD_STAGING_CONTAINER%, which the host resolves from app settings only.
+    SettingSpec("UPLOAD_STAGING_CONTAINER", None, "blob container devices write direct uploads to (SAS create+write), the verifier trigger's path"),
+    SettingSpec("MAX_DIRECT_UPLOAD_BYTES", "5368709120", "largest file POST /api/uploads grants, bytes"),
+    SettingSpec("UPLOAD_SAS_TTL_SECONDS", "900", "lifetime of one upload_url (SAS), seconds; renew for another"),
+    SettingSpec("UPLOAD_GRANT_TTL_SECONDS", "86400", "how long a direct-upload grant stays pending (renewals and the commit must fall inside), seconds"),
+    SettingSpec("MAX_PENDING_UPLOADS_PER_DEVICE", "4", "direct-upload grants one device may have pending at once (429 beyond)"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -196,6 +203,12 @@ class Settings:
     login_rate_limit_per_minute: int
     login_client_rate_limit_per_minute: int
     mail_rate_limit_per_hour: int
+    # direct-to-blob uploads
+    upload_staging_container: str
+    max_direct_upload_bytes: int
+    upload_sas_ttl_seconds: int
+    upload_grant_ttl_seconds: int
+    max_pending_uploads_per_device: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -357,6 +370,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_rate_limit_per_minute=r.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         login_client_rate_limit_per_minute=r.integer("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         mail_rate_limit_per_hour=r.integer("MAIL_RATE_LIMIT_PER_HOUR", 1, 1_000_000),
+        # direct-to-blob uploads: at most 50,000 blocks of at most 4000 MiB (Put Block), capped at 4 TiB
+        upload_staging_container=r.text("UPLOAD_STAGING_CONTAINER"),
+        max_direct_upload_bytes=r.integer("MAX_DIRECT_UPLOAD_BYTES", 1, 1 << 42),
+        upload_sas_ttl_seconds=r.integer("UPLOAD_SAS_TTL_SECONDS", 60, 86400),
+        upload_grant_ttl_seconds=r.integer("UPLOAD_GRANT_TTL_SECONDS", 300, 86400),
+        max_pending_uploads_per_device=r.integer("MAX_PENDING_UPLOADS_PER_DEVICE", 1, 100),
     )
 
 

@@ -49,7 +49,9 @@ class ContainerSpec:
 
 DEVICES = ContainerSpec("devices", "/id")
 CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
-FILES = ContainerSpec("files", "/deviceid")
+# Device files. Direct-upload grants (issue 13) are file records too: pending ones carry
+# expires_at + ttl (the purge convention), verified ones drop both and never expire.
+FILES = ContainerSpec("files", "/deviceid", default_ttl=-1)
 USERS = ContainerSpec("users", "/id")
 SESSIONS = ContainerSpec("sessions", "/id", default_ttl=-1)
 # KMS file keys, id = key id (SHA-256 of the file name); see shared_code.filestore.kms.
@@ -71,9 +73,13 @@ INTEGRITY_TOKENS = ContainerSpec("integrity_tokens", "/id", default_ttl=-1)
 # Message gatherer users and their state (Grounded / Identified / Authenticated), id = username.
 GATHERER_USERS = ContainerSpec("gatherer_users", "/id")
 
+# Direct uploads (issue 13): one item per occupied pending-upload slot of a device (id = slot
+# number), so MAX_PENDING_UPLOADS_PER_DEVICE holds under concurrency; see shared_code.devices.upload_slots.
+UPLOAD_SLOTS = ContainerSpec("upload_slots", "/deviceid", default_ttl=-1)
+
 CONTAINERS: tuple[ContainerSpec, ...] = (
     DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS, OTPS,
-    GATHERER_USERS, INTEGRITY_TOKENS,
+    GATHERER_USERS, INTEGRITY_TOKENS, UPLOAD_SLOTS,
 )
 
 
