@@ -106,7 +106,7 @@ def copy_version(source: BlobClient, source_url: str, etag: str, size: int, dest
             destination.commit_block_list(
                 [BlobBlock(block_id=block_id) for block_id in block_ids], metadata=dict(metadata),
                 content_settings=ContentSettings(content_type=content_type),
-                etag="*", match_condition=MatchConditions.IfMissing,
+                match_condition=MatchConditions.IfMissing,
             )
         except (ResourceExistsError, ResourceModifiedError):
             return False
