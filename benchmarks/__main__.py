@@ -20,7 +20,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "tokens")
+SECTIONS = ("imports", "latency", "uploads", "tokens", "direct")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,15 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_example_settings_if_needed()
 
-    from benchmarks import import_time, latency, stack, tokens, uploads
+    from benchmarks import direct_uploads, import_time, latency, stack, tokens, uploads
 
     started = time.perf_counter()
     print(f"TrustGate benchmarks  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  Python {platform.python_version()}  "
           f"{platform.system()} {platform.machine()}  {os.cpu_count()} CPUs", flush=True)
-    imports = lat = ups = toks = None
+    imports = lat = ups = toks = direct = None
     if "imports" in options.only:
         imports = import_time.run()
-    if {"latency", "uploads", "tokens"} & set(options.only):
+    if {"latency", "uploads", "tokens", "direct"} & set(options.only):
         with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
             if "latency" in options.only:
                 with stack.in_process_devhost() as base_url:
@@ -47,11 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                 ups = uploads.run(settings, Path(tmp))
             if "tokens" in options.only:
                 toks = tokens.run(settings, Path(tmp))
-    _summary(imports, lat, ups, time.perf_counter() - started, toks)
+            if "direct" in options.only:
+                direct = direct_uploads.run(settings, Path(tmp))
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, direct)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, direct=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -77,6 +79,10 @@ def _summary(imports, lat, ups, elapsed: float, toks=None) -> None:
     if toks:
         lines.append("verify_token p50/p95 ms, req/s by concurrent clients: " + "; ".join(
             f"{lv.clients}: {lv.ms.p50:.1f}/{lv.ms.p95:.1f}, {lv.requests_per_s:.0f}/s" for lv in toks))
+    if direct:
+        from benchmarks.direct_uploads import summary_lines
+
+        lines += summary_lines(direct)
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 

@@ -147,62 +147,87 @@ def send_blocks(upload_url: str, path: Path, size: int, block_size: int, *, stag
     return len(missing), len(blocks) - len(missing)
 
 
-def wait_for_verdict(device: DeviceClient, upload_id: str, timeout: float = DEFAULT_WAIT_SECONDS) -> dict[str, Any]:
+def wait_for_verdict(device: DeviceClient, upload_id: str, timeout: float = DEFAULT_WAIT_SECONDS,
+                     max_interval: float = 2.0) -> dict[str, Any]:
     """Poll ``GET /api/uploads/{upload_id}`` until its state is final (or ``timeout`` seconds);
-    returns the last answer. Polls every 0.2 s at first, backing off to 2 s."""
+    returns the last answer. Polls every 0.1 s at first, backing off to ``max_interval``."""
     deadline = time.monotonic() + timeout
-    interval = 0.2
+    interval = min(0.1, max_interval)
     while True:
         answer = device.upload_state(upload_id)
         if answer.get("state") in FINAL_STATES or time.monotonic() >= deadline:
             return answer
         time.sleep(interval)
-        interval = min(interval * 1.5, 2.0)
+        interval = min(interval * 1.5, max_interval)
 
 
-def direct_upload(device: DeviceClient, path: str | os.PathLike[str], *, content_type: str | None = None,
-                  home: str | os.PathLike[str] | None = None, resume: bool = False,
-                  concurrency: int = DEFAULT_CONCURRENCY, progress: ProgressCallback | None = None,
-                  hash_progress: ProgressCallback | None = None,
-                  wait_seconds: float = DEFAULT_WAIT_SECONDS) -> DirectUploadResult:
-    """Upload ``path`` by the direct path and wait for the server's verdict.
+@dataclass
+class PreparedUpload:
+    """A grant ready to send to: ``grant`` (``upload_id``, ``upload_url``, ``block_size``, ...), the
+    file's ``sha256``/``size``, blocks already ``staged`` (id → size) and whether the blob is
+    already ``committed`` (then only the verdict is awaited)."""
 
-    With ``resume``, a remembered pending upload of the same path, size and SHA-256 is continued
-    (only missing blocks are sent); otherwise, or if that grant is no longer pending, a new
-    grant is requested. Raises :class:`ClientError` (grant refused, e.g. 413 or 429),
-    :class:`client.device_api.TransportError`, :class:`OSError`, and the SDK's
-    :class:`azure.core.exceptions.AzureError` for a refused block upload. The pending upload
-    stays remembered after an error or interruption, for ``resume``.
-    """
+    path: Path
+    sha256: str
+    size: int
+    grant: dict[str, Any]
+    staged: dict[str, int]
+    committed: bool
+
+
+def prepare_direct_upload(device: DeviceClient, path: str | os.PathLike[str], *, content_type: str | None = None,
+                          home: str | os.PathLike[str] | None = None, resume: bool = False,
+                          hash_progress: ProgressCallback | None = None) -> PreparedUpload:
+    """Hash ``path`` and get a grant for it: with ``resume``, the remembered pending grant of the
+    same path, size and SHA-256 is renewed (its staged blocks listed); otherwise, or if that grant
+    is no longer pending, a new one is requested and remembered. Raises :class:`ClientError`,
+    :class:`client.device_api.TransportError`, :class:`OSError`."""
     file_path = Path(path)
     content_type = (content_type or guess_content_type(file_path)).lower()
     with open(file_path, "rb") as handle:
         sha256_hex, size = _hash(handle, hash_progress)
-    grant: dict[str, Any] | None = None
-    staged: dict[str, int] = {}
-    committed = False
     remembered = find_pending(home, file_path) if resume else None
     if remembered and (remembered.sha256, remembered.size) == (sha256_hex, size):
         try:
-            grant = {"upload_id": remembered.upload_id, **device.renew_upload(remembered.upload_id)}
-            staged = {block["id"]: block["size"] for block in grant.get("staged_blocks") or []}
-            committed = bool(grant.get("committed"))
+            renewed = device.renew_upload(remembered.upload_id)
+            staged = {block["id"]: block["size"] for block in renewed.get("staged_blocks") or []}
+            return PreparedUpload(file_path, sha256_hex, size, {"upload_id": remembered.upload_id, **renewed}, staged,
+                                  bool(renewed.get("committed")))
         except ClientError as error:
             if error.status not in (404, 409):
                 raise
             forget_pending(home, remembered.upload_id)  # verified, refused or expired: start over
     elif remembered:
         forget_pending(home, remembered.upload_id)  # the file changed since: that grant can never verify
-    if grant is None:
-        grant = device.create_upload(file_path.name, size, sha256_hex, content_type)
-        save_pending(home, PendingUpload(grant["upload_id"], str(file_path.resolve()), sha256_hex, size, content_type))
+    grant = device.create_upload(file_path.name, size, sha256_hex, content_type)
+    save_pending(home, PendingUpload(grant["upload_id"], str(file_path.resolve()), sha256_hex, size, content_type))
+    return PreparedUpload(file_path, sha256_hex, size, grant, {}, False)
+
+
+def direct_upload(device: DeviceClient, path: str | os.PathLike[str], *, content_type: str | None = None,
+                  home: str | os.PathLike[str] | None = None, resume: bool = False,
+                  concurrency: int = DEFAULT_CONCURRENCY, progress: ProgressCallback | None = None,
+                  hash_progress: ProgressCallback | None = None,
+                  wait_seconds: float = DEFAULT_WAIT_SECONDS, poll_max_interval: float = 2.0) -> DirectUploadResult:
+    """Upload ``path`` by the direct path and wait for the server's verdict:
+    :func:`prepare_direct_upload`, :func:`send_blocks` (unless already committed),
+    :func:`wait_for_verdict`.
+
+    Raises :class:`ClientError` (grant refused, e.g. 413 or 429),
+    :class:`client.device_api.TransportError`, :class:`OSError`, and the SDK's
+    :class:`azure.core.exceptions.AzureError` for a refused block upload. The pending upload
+    stays remembered after an error or interruption, for ``resume``.
+    """
+    prepared = prepare_direct_upload(device, path, content_type=content_type, home=home, resume=resume,
+                                     hash_progress=hash_progress)
+    grant = prepared.grant
     started = time.perf_counter()
     sent = skipped = 0
-    if not committed:
-        sent, skipped = send_blocks(grant["upload_url"], file_path, size, int(grant["block_size"]), staged=staged,
-                                    concurrency=concurrency, progress=progress)
+    if not prepared.committed:
+        sent, skipped = send_blocks(grant["upload_url"], prepared.path, prepared.size, int(grant["block_size"]),
+                                    staged=prepared.staged, concurrency=concurrency, progress=progress)
     committed_at = time.perf_counter()
-    state = wait_for_verdict(device, grant["upload_id"], wait_seconds)
+    state = wait_for_verdict(device, grant["upload_id"], wait_seconds, poll_max_interval)
     if state.get("state") in FINAL_STATES:
         forget_pending(home, grant["upload_id"])
     return DirectUploadResult(grant["upload_id"], state, sent, skipped, committed_at - started,
