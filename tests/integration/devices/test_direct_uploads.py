@@ -380,3 +380,21 @@ def test_sweep_retires_expired_grants_and_their_staged_blobs(actor):
     stored = _record(actor, body["upload_id"])
     assert stored["status"] == "expired" and stored["expires_at"] > to_iso(utc_now())
     assert cosmos.read_item(cosmos.UPLOAD_SLOTS, str(stored["upload"]["slot"]), actor.deviceid) is None
+
+
+def test_the_purge_removes_retired_grants_and_never_files(actor):
+    from shared_code.platform import purge
+
+    verified_data = os.urandom(100)
+    verified = grant(actor, verified_data)
+    stage_and_commit(verified["upload_url"], verified_data, BLOCK)
+    run_verifier(_staged_name(verified))
+    refused = grant(actor, b"signed bytes")
+    upload_verifier._conclude(_record(actor, refused["upload_id"]), "digest_mismatch")
+    status, plain = actor.upload(b"through /upload-file")
+    assert status == 200
+    purge.purge_container(cosmos.FILES, utc_now() + direct_uploads.RETENTION + timedelta(days=1))
+    assert _record(actor, verified["upload_id"])["status"] == "verified"
+    assert cosmos.read_item(cosmos.FILES, plain["file_id"], actor.deviceid) is not None
+    assert _record(actor, refused["upload_id"]) is None
+    assert upload_state(actor, refused["upload_id"])[0] == 404
