@@ -53,6 +53,14 @@ def _deviceid(body: dict) -> str:
     return body["blob_name"].split("/", 1)[0]
 
 
+def _verified(actor: DeviceActor, data: bytes) -> dict:
+    """A grant for ``data``, staged, committed and verified; returns the grant."""
+    body = grant(actor, data)
+    stage_and_commit(body["upload_url"], data, BLOCK)
+    run_verifier(_staged_name(body))
+    return body
+
+
 def _record(actor: DeviceActor, upload_id: str) -> dict:
     return cosmos.read_item(cosmos.FILES, upload_id, actor.deviceid)
 
@@ -92,10 +100,7 @@ def test_whole_flow_grant_stage_verify_copy(actor):
 def test_uploads_trigger_leaves_the_verified_copy_alone(actor):
     from tests.support.devices import HANDLERS
 
-    data = os.urandom(1000)
-    body = grant(actor, data)
-    stage_and_commit(body["upload_url"], data, BLOCK)
-    run_verifier(_staged_name(body))
+    body = _verified(actor, os.urandom(1000))
     before = _record(actor, body["upload_id"])
     HANDLERS["record_upload"](uploaded_client(body["blob_name"]))
     assert _record(actor, body["upload_id"])["_etag"] == before["_etag"]
@@ -385,10 +390,7 @@ def test_sweep_retires_expired_grants_and_their_staged_blobs(actor):
 def test_the_purge_removes_retired_grants_and_never_files(actor):
     from shared_code.platform import purge
 
-    verified_data = os.urandom(100)
-    verified = grant(actor, verified_data)
-    stage_and_commit(verified["upload_url"], verified_data, BLOCK)
-    run_verifier(_staged_name(verified))
+    verified = _verified(actor, os.urandom(100))
     refused = grant(actor, b"signed bytes")
     upload_verifier._conclude(_record(actor, refused["upload_id"]), "digest_mismatch")
     status, plain = actor.upload(b"through /upload-file")

@@ -34,39 +34,6 @@ def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
-def test_key_connection_signs_a_read_only_sas_for_one_blob(settings_env):
-    settings_env(STORAGE=AZURITE)
-    url = blob_access.read_url("uploads", "dev-1/file.bin", 600)
-    params = query(url)
-    assert urlsplit(url).path == "/devstoreaccount1/uploads/dev-1/file.bin"
-    assert params["sp"] == "r" and params["sr"] == "b" and params["sig"]
-    assert "skoid" not in params, "no delegation key with an account key"
-
-
-def test_entra_connection_signs_a_user_delegation_sas(settings_env, credential, monkeypatch):
-    settings_env(STORAGE="", STORAGE__blobServiceUri=BLOB_URL)
-    requested = []
-
-    def delegation_key(start, expiry):
-        requested.append((start, expiry))
-        key = UserDelegationKey()
-        key.signed_oid, key.signed_tid = OID, "tenant-id"
-        key.signed_start, key.signed_expiry = start.strftime("%Y-%m-%dT%H:%M:%SZ"), expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
-        key.signed_service, key.signed_version = "b", "2025-01-05"
-        key.value = base64.b64encode(b"k" * 32).decode()
-        return key
-
-    monkeypatch.setattr(blobs.get_service_client(), "get_user_delegation_key", delegation_key)
-    first = blob_access.read_url("uploads", "a.bin", 600)
-    second = blob_access.read_url("uploads", "b.bin", 3600)
-    params = query(first)
-    assert first.startswith(f"{BLOB_URL}uploads/a.bin?")
-    assert params["skoid"] == OID and params["sp"] == "r" and params["sr"] == "b" and params["spr"] == "https"
-    assert len(requested) == 1 and query(second)["skoid"] == OID, "the delegation key is cached"
-    blob_access.read_url("uploads", "c.bin", 2 * 24 * 3600)
-    assert len(requested) == 2 and requested[1][1] - requested[1][0] >= timedelta(days=2)
-
-
 def _delegation_key_stand_in(monkeypatch, requested: list) -> None:
     def delegation_key(start, expiry):
         requested.append((start, expiry))
@@ -78,6 +45,29 @@ def _delegation_key_stand_in(monkeypatch, requested: list) -> None:
         return key
 
     monkeypatch.setattr(blobs.get_service_client(), "get_user_delegation_key", delegation_key)
+
+
+def test_key_connection_signs_a_read_only_sas_for_one_blob(settings_env):
+    settings_env(STORAGE=AZURITE)
+    url = blob_access.read_url("uploads", "dev-1/file.bin", 600)
+    params = query(url)
+    assert urlsplit(url).path == "/devstoreaccount1/uploads/dev-1/file.bin"
+    assert params["sp"] == "r" and params["sr"] == "b" and params["sig"]
+    assert "skoid" not in params, "no delegation key with an account key"
+
+
+def test_entra_connection_signs_a_user_delegation_sas(settings_env, credential, monkeypatch):
+    settings_env(STORAGE="", STORAGE__blobServiceUri=BLOB_URL)
+    requested: list = []
+    _delegation_key_stand_in(monkeypatch, requested)
+    first = blob_access.read_url("uploads", "a.bin", 600)
+    second = blob_access.read_url("uploads", "b.bin", 3600)
+    params = query(first)
+    assert first.startswith(f"{BLOB_URL}uploads/a.bin?")
+    assert params["skoid"] == OID and params["sp"] == "r" and params["sr"] == "b" and params["spr"] == "https"
+    assert len(requested) == 1 and query(second)["skoid"] == OID, "the delegation key is cached"
+    blob_access.read_url("uploads", "c.bin", 2 * 24 * 3600)
+    assert len(requested) == 2 and requested[1][1] - requested[1][0] >= timedelta(days=2)
 
 
 def test_upload_url_under_entra_is_a_create_write_user_delegation_sas_over_https(settings_env, credential, monkeypatch):
