@@ -1,7 +1,7 @@
 """Direct-to-blob uploads: the client straight to Azurite vs. a plain SDK ``upload_blob`` of the same bytes.
 
 For each size in :data:`REPEATS` (random bytes in a temp file; MB = 10^6 B, MiB = 2^20 B),
-alternating run by run against the same Azurite:
+against the same Azurite, the two sides alternating (which goes first alternates too):
 
 - **direct**: :mod:`benchmarks.direct_worker` (a subprocess) runs the steps of
   :func:`client.direct_upload.direct_upload` against a ``python -m devhost run`` subprocess that
@@ -35,7 +35,7 @@ from benchmarks.workers import LineWorker
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
 
-REPEATS = {50_000_000: 3, 1_000_000_000: 1}
+REPEATS = {50_000_000: 4, 1_000_000_000: 2}
 POLL_SECONDS = 0.2
 CONCURRENCY = 4
 BLOCK_BYTES = 8 * 1024 * 1024
@@ -111,24 +111,12 @@ def run(stack: StackSettings, workdir: Path) -> list[DirectSeries]:
                 series = DirectSeries(size)
                 for i in range(repeats):
                     series.load.append(os.getloadavg()[0])
-                    with RssPeak(host.process) as host_rss, RssPeak(client.process) as client_rss:
-                        answer = client.ask(str(path))
-                    if answer["state"] != "verified":
-                        raise RuntimeError(f"direct upload ended {answer['state']}")
-                    series.total.append(answer["seconds"])
-                    series.transfer.append(answer["transfer_seconds"])
-                    series.to_verified.append(answer["verification_seconds"])
-                    series.storage_cpu.append(answer["storage_cpu_seconds"])
-                    series.host_growth.append(host_rss.delta)
-                    series.client_peak.append(client_rss.best_peak)
-                    uploads.delete_blob(answer["blob_name"])  # keep the in-memory Azurite small
-                    with RssPeak(sdk.process) as sdk_rss:
-                        blob = f"direct-{size}-{i}"
-                        before = _cpu(azurite)
-                        series.sdk.append(float(sdk.ask(f"{path}\t{blob}\t{CONCURRENCY}\t{BLOCK_BYTES}")["seconds"]))
-                        series.sdk_storage_cpu.append(_cpu(azurite) - before)
-                    series.sdk_peak.append(sdk_rss.best_peak)
-                    blobs.container_client(SDK_CONTAINER).delete_blob(blob)
+                    # Alternate which side goes first, so neither always runs after the other's clean-up.
+                    for side in ("direct", "sdk") if i % 2 == 0 else ("sdk", "direct"):
+                        if side == "direct":
+                            _direct_run(client, host.process, uploads, path, series)
+                        else:
+                            _sdk_run(sdk, azurite, path, f"direct-{size}-{i}", series)
                 path.unlink()
                 results.append(series)
         finally:
@@ -136,6 +124,29 @@ def run(stack: StackSettings, workdir: Path) -> list[DirectSeries]:
             sdk.close()
     _print(results)
     return results
+
+
+def _direct_run(client: LineWorker, host: psutil.Process, uploads, path: Path, series: DirectSeries) -> None:
+    with RssPeak(host) as host_rss, RssPeak(client.process) as client_rss:
+        answer = client.ask(str(path))
+    if answer["state"] != "verified":
+        raise RuntimeError(f"direct upload ended {answer['state']}")
+    series.total.append(answer["seconds"])
+    series.transfer.append(answer["transfer_seconds"])
+    series.to_verified.append(answer["verification_seconds"])
+    series.storage_cpu.append(answer["storage_cpu_seconds"])
+    series.host_growth.append(host_rss.delta)
+    series.client_peak.append(client_rss.best_peak)
+    uploads.delete_blob(answer["blob_name"])  # keep the in-memory Azurite small
+
+
+def _sdk_run(sdk: LineWorker, azurite: psutil.Process, path: Path, blob: str, series: DirectSeries) -> None:
+    with RssPeak(sdk.process) as sdk_rss:
+        before = _cpu(azurite)
+        series.sdk.append(float(sdk.ask(f"{path}\t{blob}\t{CONCURRENCY}\t{BLOCK_BYTES}")["seconds"]))
+        series.sdk_storage_cpu.append(_cpu(azurite) - before)
+    series.sdk_peak.append(sdk_rss.best_peak)
+    blobs.container_client(SDK_CONTAINER).delete_blob(blob)
 
 
 def _print(results: list[DirectSeries]) -> None:

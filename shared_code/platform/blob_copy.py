@@ -26,7 +26,7 @@ from azure.storage.blob import BlobBlock, BlobClient, ContentSettings
 
 from shared_code.platform import blobs
 
-READ_CHUNK_BYTES = 2 * 1024 * 1024
+READ_CHUNK_BYTES = 1024 * 1024  # x READ_DEPTH in flight: the verifier's memory, whatever the blob size
 READ_DEPTH = 4
 COPY_BLOCK_BYTES = 100 * 1024 * 1024
 COPY_CONCURRENCY = 4
