@@ -9,7 +9,8 @@ the server has verified what arrived (``GET /api/uploads/{id}``).
 Block ``i`` covers bytes ``[i * block_size, (i + 1) * block_size)`` and has the id
 :func:`block_id` ``(i)``, so an interrupted upload resumes (:func:`direct_upload` with
 ``resume=True``): the grant is renewed (a fresh URL and the list of blocks already staged, which
-the URL itself may not read) and only the missing blocks are sent. Each block is read with
+the URL itself may not read) and only the missing blocks are sent. An upload URL that expires
+during a long transfer is renewed the same way (:func:`send_renewing`). Each block is read with
 ``os.pread`` inside the worker that sends it, so memory holds at most ``concurrency`` blocks
 whatever the file's size.
 
@@ -22,11 +23,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobBlock, BlobClient
 
 from client.device_api import ClientError, DeviceClient, guess_content_type, sha256_file
@@ -34,6 +36,7 @@ from client.state import ensure_home, resolve_home, write_private_file
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_WAIT_SECONDS = 600.0
+MAX_RENEWALS = 20  # upload URLs renewed during one transfer (each lives UPLOAD_SAS_TTL_SECONDS)
 FINAL_STATES = ("verified", "digest_mismatch", "size_mismatch", "expired")
 
 #: ``progress(bytes_done, total_bytes)`` as blocks are staged (already staged blocks count at once).
@@ -139,12 +142,36 @@ def send_blocks(upload_url: str, path: Path, size: int, block_size: int, *, stag
                 if progress:
                     progress(done, size)
         except BaseException:
-            for future in futures:
+            for future in futures:  # blocks under way finish (the pool waits for them); the rest never start
                 future.cancel()
-            wait(futures, return_when=FIRST_EXCEPTION)
             raise
     blob.commit_block_list([BlobBlock(block_id=identifier) for identifier, _, _ in blocks])
     return len(missing), len(blocks) - len(missing)
+
+
+def send_renewing(device: DeviceClient, prepared: PreparedUpload, *, concurrency: int = DEFAULT_CONCURRENCY,
+                  progress: ProgressCallback | None = None, max_renewals: int = MAX_RENEWALS) -> tuple[int, int]:
+    """:func:`send_blocks` for ``prepared``; when Blob Storage answers 403 (the upload URL expired
+    during a long transfer: it lives ``UPLOAD_SAS_TTL_SECONDS``), renew the grant and go on with
+    the blocks not yet staged, at most ``max_renewals`` times. Returns ``(blocks sent, blocks
+    found staged at the start)``. Raises what :func:`send_blocks` raises, and :class:`ClientError`
+    409 when the grant itself is no longer pending."""
+    block_size = int(prepared.grant["block_size"])
+    blocks = block_ranges(prepared.size, block_size)
+    skipped = sum(1 for identifier, _, length in blocks if prepared.staged.get(identifier) == length)
+    url, staged, renewals = prepared.grant["upload_url"], prepared.staged, 0
+    while True:
+        try:
+            send_blocks(url, prepared.path, prepared.size, block_size, staged=staged, concurrency=concurrency,
+                        progress=progress)
+            return len(blocks) - skipped, skipped
+        except HttpResponseError as error:
+            if error.status_code != 403 or renewals >= max_renewals:
+                raise
+        renewals += 1
+        renewed = device.renew_upload(prepared.grant["upload_id"])
+        url = renewed["upload_url"]
+        staged = {block["id"]: block["size"] for block in renewed.get("staged_blocks") or []}
 
 
 def wait_for_verdict(device: DeviceClient, upload_id: str, timeout: float = DEFAULT_WAIT_SECONDS,
@@ -224,8 +251,7 @@ def direct_upload(device: DeviceClient, path: str | os.PathLike[str], *, content
     started = time.perf_counter()
     sent = skipped = 0
     if not prepared.committed:
-        sent, skipped = send_blocks(grant["upload_url"], prepared.path, prepared.size, int(grant["block_size"]),
-                                    staged=prepared.staged, concurrency=concurrency, progress=progress)
+        sent, skipped = send_renewing(device, prepared, concurrency=concurrency, progress=progress)
     committed_at = time.perf_counter()
     state = wait_for_verdict(device, grant["upload_id"], wait_seconds, poll_max_interval)
     if state.get("state") in FINAL_STATES:

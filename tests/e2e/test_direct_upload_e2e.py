@@ -93,3 +93,35 @@ def test_cli_direct_upload_interrupted_once_then_resumed(live_app, tmp_path):
         digest.update(chunk)
     assert digest.hexdigest() == sha256
     copy.delete_blob()  # keep the session's in-memory Azurite small
+
+
+def test_an_upload_url_expiring_mid_transfer_is_renewed_and_the_upload_goes_on(live_app, tmp_path, monkeypatch):
+    import base64
+    from datetime import timedelta
+
+    from client.device_api import DeviceClient
+    from client.direct_upload import direct_upload
+    from client.keys import generate_private_key
+    from shared_code.platform import blob_access
+    from shared_code.platform.timeutil import utc_now
+
+    device = DeviceClient(live_app.base_url, "e2e-" + os.urandom(6).hex(), base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                          generate_private_key("p256"))
+    device.register()
+    device.attest()
+    real_upload_url = blob_access.upload_url
+    issued = []
+
+    def first_url_short_lived(container, blob_name, expires_at):
+        issued.append(expires_at)
+        if len(issued) == 1:
+            expires_at = utc_now() + timedelta(seconds=2)
+        return real_upload_url(container, blob_name, expires_at)
+
+    monkeypatch.setattr(blob_access, "upload_url", first_url_short_lived)
+    path = tmp_path / "slow-link.bin"
+    sha256 = _write_random(path, 5 * 8 * 1024 * 1024)
+    result = direct_upload(device, path, home=tmp_path / "home", concurrency=1,
+                           progress=lambda done, total: time.sleep(0.7))  # a slow link: the first URL expires
+    assert result.state["state"] == "verified" and result.state["sha256"] == sha256
+    assert len(issued) >= 2 and (result.blocks_sent, result.blocks_skipped) == (5, 0)
