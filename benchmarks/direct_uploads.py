@@ -10,7 +10,9 @@ against the same Azurite, the two sides alternating (which goes first alternates
   ``to verified`` = commit → the client sees ``verified`` (devhost's poll, the ETag-pinned
   SHA-256 of the staged blob, the server-side copy, the record); ``total`` = the whole call.
 - **SDK**: :mod:`benchmarks.sdk_worker` uploads the same file with ``upload_blob`` in 8 MiB blocks
-  with ``max_concurrency=4`` (the direct client's settings).
+  with ``max_concurrency=4`` (the direct client's settings), with the account key.
+- **SDK through a SAS**: the same ``upload_blob`` through a grant's upload URL (what a device
+  using the plain SDK would do), so the auth cost Azurite adds to SAS requests is on both sides.
 
 RSS (:class:`benchmarks.rss.RssPeak`): the devhost's growth (peak − before) from the grant to the
 verdict, which covers the verifier; the client worker's absolute peak. Targets (issue 13):
@@ -35,7 +37,7 @@ from benchmarks.workers import LineWorker
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
 
-REPEATS = {50_000_000: 4, 1_000_000_000: 2}
+REPEATS = {50_000_000: 3, 1_000_000_000: 2}
 POLL_SECONDS = 0.2
 CONCURRENCY = 4
 BLOCK_BYTES = 8 * 1024 * 1024
@@ -56,6 +58,7 @@ class DirectSeries:
     sdk_peak: list[int] = field(default_factory=list)
     load: list[float] = field(default_factory=list)
     storage_cpu: list[float] = field(default_factory=list)  # Azurite CPU seconds during the direct transfer
+    sas_sdk: list[float] = field(default_factory=list)  # upload_blob through an upload URL (same SAS auth)
     sdk_storage_cpu: list[float] = field(default_factory=list)  # ... during the SDK upload
 
     def mb_per_s(self, seconds: list[float]) -> float:
@@ -65,6 +68,11 @@ class DirectSeries:
     def ratio(self) -> float:
         """Direct transfer throughput / SDK throughput (same bytes, same concurrency)."""
         return statistics.median(self.sdk) / statistics.median(self.transfer)
+
+    @property
+    def sas_ratio(self) -> float:
+        """Direct transfer throughput / ``upload_blob`` through the same kind of upload URL."""
+        return statistics.median(self.sas_sdk) / statistics.median(self.transfer)
 
     @property
     def cpu_ratio(self) -> float:
@@ -112,9 +120,13 @@ def run(stack: StackSettings, workdir: Path) -> list[DirectSeries]:
                 for i in range(repeats):
                     series.load.append(os.getloadavg()[0])
                     # Alternate which side goes first, so neither always runs after the other's clean-up.
-                    for side in ("direct", "sdk") if i % 2 == 0 else ("sdk", "direct"):
+                    for side in ("direct", "sdk", "sas") if i % 2 == 0 else ("sas", "sdk", "direct"):
                         if side == "direct":
                             _direct_run(client, host.process, uploads, path, series)
+                        elif side == "sas":
+                            answer = client.ask(f"sdk\t{path}")
+                            series.sas_sdk.append(answer["transfer_seconds"])
+                            uploads.delete_blob(answer["blob_name"])
                         else:
                             _sdk_run(sdk, azurite, path, f"direct-{size}-{i}", series)
                 path.unlink()
@@ -155,14 +167,17 @@ def _print(results: list[DirectSeries]) -> None:
     for s in results:
         rows.append([
             f"{s.size / MB:g} MB", len(s.total), s.mb_per_s(s.transfer), s.mb_per_s(s.sdk), s.ratio, s.cpu_ratio,
+            s.mb_per_s(s.sas_sdk), s.sas_ratio,
             s.mb_per_s(s.total), statistics.median(s.to_verified), max(s.host_growth) / MIB,
             max(s.client_peak) / MIB, max(s.sdk_peak) / MIB, max(s.load),
         ])
-    table(["size", "N", "direct MB/s", "SDK MB/s", "ratio", "CPU ratio", "end-to-end MB/s", "to verified s",
+    table(["size", "N", "direct MB/s", "SDK MB/s", "ratio", "CPU ratio", "SDK/SAS MB/s", "ratio/SAS",
+           "end-to-end MB/s", "to verified s",
            "host ΔRSS MiB", "client peak MiB", "SDK peak MiB", "load 1m"], rows)
     print("direct MB/s = size / median transfer time (blocks + commit); ratio = direct / SDK MB/s; CPU ratio = Azurite\n"
           "CPU seconds of the SDK upload / of the direct transfer (the storage process is the bottleneck on loopback,\n"
-          "and CPU time does not depend on the machine's other load). end-to-end adds hashing the file, the grant\n"
+          "and CPU time does not depend on the machine's other load). SDK/SAS = upload_blob through an upload URL\n"
+          "(same blocks, concurrency and SAS authorisation as the direct client). end-to-end adds hashing the file, the grant\n"
           "and waiting for 'verified'; 'to verified' = commit → verified as the client sees it (devhost polls the\n"
           f"staging container every {POLL_SECONDS} s). host ΔRSS = devhost peak − before, grant to verdict; client/SDK\n"
           "peak = absolute RSS of the worker process. load 1m = the machine's 1-minute load average at the start\n"
@@ -173,7 +188,8 @@ def summary_lines(results: list[DirectSeries]) -> list[str]:
     """One line per size for the ``make bench`` summary."""
     return [
         f"direct upload {s.size / MB:g} MB (N={len(s.total)}): {s.mb_per_s(s.transfer):.0f} MB/s vs SDK "
-        f"{s.mb_per_s(s.sdk):.0f} MB/s ({s.ratio:.2f}x; by storage CPU {s.cpu_ratio:.2f}x), end-to-end {s.mb_per_s(s.total):.0f} MB/s, verified "
+        f"{s.mb_per_s(s.sdk):.0f} MB/s ({s.ratio:.2f}x; by storage CPU {s.cpu_ratio:.2f}x; vs upload_blob through "
+        f"the same SAS {s.mb_per_s(s.sas_sdk):.0f} MB/s, {s.sas_ratio:.2f}x), end-to-end {s.mb_per_s(s.total):.0f} MB/s, verified "
         f"{statistics.median(s.to_verified):.1f} s after the commit, devhost +{max(s.host_growth) / MIB:.1f} MiB, "
         f"client peak {max(s.client_peak) / MIB:.0f} MiB, load {max(s.load):.1f}"
         for s in results
