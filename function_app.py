@@ -7,6 +7,7 @@ time, so indexing never fails with "0 functions found".
 import azure.functions as func
 
 from functions.accounts import accounts_bp
+from functions.audit import audit_bp
 from functions.datastore import datastore_bp
 from functions.devices import devices_bp
 from functions.direct_uploads import direct_uploads_bp
@@ -29,6 +30,7 @@ for blueprint in (
     tokens_bp,
     maintenance_bp,
     messages_bp,
+    audit_bp,
     direct_uploads_bp,  # issue 13: direct-to-blob uploads
 ):
     app.register_functions(blueprint)
