@@ -15,7 +15,7 @@ the password or the account.
 
 from __future__ import annotations
 
-from shared_code.accounts import otp, sessions, throttle
+from shared_code.accounts import otp, sessions, throttle, users
 from shared_code.accounts.users import get_user, normalize_email
 from shared_code.platform import login_throttle
 from shared_code.platform.errors import Forbidden, Unauthorized
@@ -37,20 +37,33 @@ def login(email: str, password: str) -> str:
     user = get_user(address)
     if not verify_password(password, user.get("password_hash") if user else None):
         raise Unauthorized("login_failed", "wrong email or password")
+    _require_active(user)
     otp.send_code(address, otp.LOGIN)
     return address
+
+
+def _require_active(user: dict) -> None:
+    """After the password matched: a suspended account is told so (403 ``user_suspended``); one
+    being deleted answers like an unknown email (401 ``login_failed``)."""
+    if users.status(user) == users.SUSPENDED:
+        raise Forbidden("user_suspended", "this account is suspended by an operator")
+    if users.status(user) != users.ACTIVE:
+        raise Unauthorized("login_failed", "wrong email or password")
 
 
 def verify_login(email: str, code: str) -> str:
     """Exchange a login ``code`` of ``email`` for a new session id (returned, 43 chars).
 
-    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``.
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``,
+    :class:`~shared_code.platform.errors.Forbidden` ``user_suspended``.
     """
     address = normalize_email(email)
     otp.verify(address, otp.LOGIN, code)
-    if get_user(address) is None:
+    user = get_user(address)
+    if user is None or users.status(user) == users.DELETING:
         raise Unauthorized("otp_failed", "the code is wrong, expired or already used")
-    return sessions.create_session(address)
+    _require_active(user)
+    return sessions.create_session(address, user)
 
 
 def logout(sid: str | None) -> None:

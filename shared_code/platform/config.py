@@ -159,6 +159,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPLOAD_SAS_TTL_SECONDS", "900", "lifetime of one upload_url (SAS), seconds; renew for another"),
     SettingSpec("UPLOAD_GRANT_TTL_SECONDS", "86400", "how long a direct-upload grant stays pending (renewals and the commit must fall inside), seconds"),
     SettingSpec("MAX_PENDING_UPLOADS_PER_DEVICE", "4", "direct-upload grants one device may have pending at once (429 beyond)"),
+    # device and account lifecycle (issue 16)
+    SettingSpec("ATTESTATION_REVOCATION_ACTION", "downgrade", "what a revoked attestation certificate does to the devices whose stored chain holds it: downgrade (trust_level revoked) or revoke (the device, with its cascade)"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -265,6 +267,8 @@ class Settings:
     upload_sas_ttl_seconds: int
     upload_grant_ttl_seconds: int
     max_pending_uploads_per_device: int
+    # device and account lifecycle (issue 16)
+    attestation_revocation_action: str
 
 
 def local_settings_values() -> dict[str, str]:
@@ -458,6 +462,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upload_sas_ttl_seconds=r.integer("UPLOAD_SAS_TTL_SECONDS", 60, 86400),
         upload_grant_ttl_seconds=r.integer("UPLOAD_GRANT_TTL_SECONDS", 300, 86400),
         max_pending_uploads_per_device=r.integer("MAX_PENDING_UPLOADS_PER_DEVICE", 1, 100),
+        # device and account lifecycle (issue 16)
+        attestation_revocation_action=r.choice("ATTESTATION_REVOCATION_ACTION", ("downgrade", "revoke"), str.lower),
     )
 
 

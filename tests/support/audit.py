@@ -48,3 +48,13 @@ def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
 
     return [trail.record("test_appended", actor=trail.OPERATOR, objects={"worker": worker, "n": n})
             for n in range(count)]
+
+
+def entries_since(start: int) -> list[dict]:
+    """The audit entries appended from index ``start`` on, parsed (read straight from the log)."""
+    import json
+
+    from shared_code.audit import proofs, sequencer
+
+    state = sequencer.load_state()
+    return [json.loads(entry) for _, entry in proofs.entries(start, state.size, state)]
