@@ -31,7 +31,8 @@ from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 REGISTER = "register"
 LOGIN = "login"
-PURPOSES = (REGISTER, LOGIN)
+DELETE = "delete"  # account deletion (issue 16)
+PURPOSES = (REGISTER, LOGIN, DELETE)
 CODE_DIGITS = 6
 CODE_PATTERN = re.compile(r"[0-9]{6}")
 MAX_ATTEMPTS = 5
@@ -160,3 +161,9 @@ def verify(email: str, purpose: str, code: str,
     elif not cosmos.delete_item(cosmos.OTPS, item_id, item_id, etag=etag):
         raise _failed()  # used (or replaced by a resend) at the same moment
     return item["payload"]
+
+
+def discard_all(email: str) -> int:
+    """Delete every code of ``email``, whatever its purpose (account deletion); returns how many
+    existed. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
+    return sum(cosmos.delete_item(cosmos.OTPS, _item_id(email, purpose), _item_id(email, purpose)) for purpose in PURPOSES)

@@ -123,3 +123,15 @@ def fetch(email: str, file_name: str) -> Envelope:
 
 def _blob(file_name: str) -> BlobClient:
     return blobs.container_client(get_settings().encrypted_files_container).get_blob_client(kms.key_id(file_name))
+
+
+def delete_stored(kid: str) -> bool:
+    """Delete the stored file of key ``kid`` (account deletion; its key is already destroyed);
+    ``True`` if a blob was deleted. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
+    blob = blobs.container_client(get_settings().encrypted_files_container).get_blob_client(kid)
+    with blobs.storage_errors("encrypted file delete"):
+        try:
+            blob.delete_blob(delete_snapshots="include")
+            return True
+        except ResourceNotFoundError:
+            return False

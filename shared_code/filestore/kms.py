@@ -13,6 +13,11 @@ Container ``file_access`` (partition ``/email``), one item per user who may use 
 id then). Creating the key item on that id makes exactly one of concurrent ``get_public_key``
 calls for a name win. An access check is one point read, a revoke one delete (effective for the
 very next request), and listing a user's files one single-partition query.
+
+Account deletion (issue 16, :mod:`shared_code.filestore.erasure`) destroys a key by replacing
+its item with a tombstone that holds no key material (:func:`destroy_key`: crypto-shredding, every
+version at once since they all live in the one item); a tombstone gives nobody a key and is
+deleted once the file and the access entries are gone. Grants go only to active accounts.
 """
 
 from __future__ import annotations
@@ -95,10 +100,11 @@ def create_key(owner: str, file_name: str) -> str:
 
 
 def key_of_owner(email: str, file_name: str) -> dict[str, Any] | None:
-    """The key item of ``file_name`` if ``email`` owns it, else ``None`` (also when there is no key)."""
+    """The key item of ``file_name`` if ``email`` owns it, else ``None`` (also when there is no key
+    or it was destroyed)."""
     kid = key_id(file_name)
     item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
-    return item if item is not None and item["owner"] == email else None
+    return item if item is not None and item["owner"] == email and not is_destroyed(item) else None
 
 
 def has_access(email: str, file_name: str) -> bool:
@@ -115,7 +121,7 @@ def private_key_pem(email: str, file_name: str) -> bytes:
     """
     kid = key_id(file_name)
     item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid) if has_access(email, file_name) else None
-    if item is None:
+    if item is None or is_destroyed(item):
         raise BadRequest("access_denied", "no key for this file name is available to you")
     return key_wrap.unwrap(item["wrapped_private_key"], kid)
 
@@ -128,10 +134,20 @@ def grant(owner: str, file_name: str, friend_email: object) -> None:
     ``user_not_found`` when the friend is not registered. Granting twice is harmless.
     """
     item, friend = _owned_and_friend(owner, file_name, friend_email)
-    if users.get_user(friend) is None:
+    if users.active_user(friend) is None:
         raise NotFound("user_not_found", "no registered user has that email")
     cosmos.upsert_item(cosmos.FILE_ACCESS,
                        _access_item(item["id"], friend, item["file_name"], "grantee", owner, to_iso(utc_now())))
+    _withdraw_if_gone(item["id"], friend)
+
+
+def _withdraw_if_gone(kid: str, friend: str) -> None:
+    """After a grant's write: re-read the friend's account and withdraw the grant if it is no longer
+    active (an account deletion may have removed its grants just before this one landed).
+    Raises :class:`NotFound` ``user_not_found`` then."""
+    if users.active_user(friend) is None:
+        cosmos.delete_item(cosmos.FILE_ACCESS, kid, friend)
+        raise NotFound("user_not_found", "no registered user has that email")
 
 
 def revoke(owner: str, file_name: str, friend_email: object) -> bool:
@@ -175,3 +191,72 @@ def _access_item(kid: str, email: str, file_name: str, role: str, owner: str, gr
 
 def _file_exists() -> BadRequest:
     return BadRequest("file_exists", "a key for this file name already exists")
+
+
+# -- account deletion (issue 16): the KMS side of shared_code.filestore.erasure -------------------
+
+def is_destroyed(item: dict[str, Any]) -> bool:
+    """Whether a key item is a tombstone left by :func:`destroy_key`."""
+    return bool(item.get("destroyed_at"))
+
+
+def owned_key_ids(email: str) -> list[str]:
+    """The ids of every key item ``email`` owns, tombstones included (a cross-partition query:
+    key items are partitioned by id). Raises :class:`ServiceUnavailable`."""
+    return _ids(cosmos.KMS_KEYS, "SELECT c.id FROM c WHERE c.owner = @email", email, None)
+
+
+def grantee_emails(kid: str) -> list[str]:
+    """Who holds a grant on key ``kid`` (a cross-partition query of ``file_access``)."""
+    items, _ = cosmos.query_page(cosmos.FILE_ACCESS, "SELECT c.email FROM c WHERE c.id = @kid AND c.role = 'grantee'",
+                                 [{"name": "@kid", "value": kid}], partition_key=None, page_size=LIST_PAGE_SIZE,
+                                 continuation=None)
+    return [item["email"] for item in items]
+
+
+def received_key_ids(email: str) -> list[str]:
+    """The ids of the keys ``email`` was granted (one query in the user's ``file_access`` partition)."""
+    return _ids(cosmos.FILE_ACCESS, "SELECT c.id FROM c WHERE c.email = @email AND c.role = 'grantee'", email, email)
+
+
+def _ids(spec: cosmos.ContainerSpec, query: str, email: str, partition_key: str | None) -> list[str]:
+    found: list[str] = []
+    continuation: str | None = None
+    while True:
+        page, continuation = cosmos.query_page(spec, query, [{"name": "@email", "value": email}],
+                                               partition_key=partition_key, page_size=LIST_PAGE_SIZE,
+                                               continuation=continuation)
+        found.extend(item["id"] for item in page)
+        if not continuation:
+            return found
+
+
+def destroy_key(kid: str) -> bool:
+    """Crypto-shred key ``kid``: replace its item (etag-guarded) by a tombstone without the public
+    key or any wrapped private key version, keeping ``id``, ``file_name``, ``owner``. ``True`` if
+    this call destroyed it, ``False`` when it is gone or a tombstone already. From the moment the
+    replace lands nobody can get the private key, so every ciphertext sealed for it is unreadable.
+    Raises :class:`ServiceUnavailable`."""
+    for _ in range(8):
+        item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+        if item is None or is_destroyed(item):
+            return False
+        tombstone = {"id": kid, "file_name": item.get("file_name"), "owner": item["owner"],
+                     "destroyed_at": to_iso(utc_now())}
+        try:
+            cosmos.replace_item(cosmos.KMS_KEYS, tombstone, item["_etag"])
+            return True
+        except cosmos.EtagMismatch:
+            continue
+    raise ServiceUnavailable(detail="the key kept changing while it was being destroyed, try again")
+
+
+def drop_access(kid: str, email: str) -> bool:
+    """Delete ``email``'s access entry for key ``kid``; ``True`` if one existed."""
+    return cosmos.delete_item(cosmos.FILE_ACCESS, kid, email)
+
+
+def delete_tombstone(kid: str) -> bool:
+    """Delete a destroyed key's tombstone (the file name becomes free); never a live key."""
+    item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+    return item is not None and is_destroyed(item) and cosmos.delete_item(cosmos.KMS_KEYS, kid, kid, etag=item["_etag"])
