@@ -133,17 +133,14 @@ def validate_message(message: object, max_bytes: int) -> str:
     """``message`` if it is non-empty text of at most ``max_bytes`` UTF-8 bytes.
 
     Raises :class:`~shared_code.platform.errors.BadRequest` ``missing_fields`` (absent or empty),
-    ``invalid_message`` (not a string, or not encodable as UTF-8, e.g. a lone surrogate escape
-    like ``"\\ud800"``) and :class:`~shared_code.platform.errors.PayloadTooLarge` ``message_too_large``.
+    ``invalid_message`` (not a string) and :class:`~shared_code.platform.errors.PayloadTooLarge`
+    ``message_too_large``. (A lone surrogate never gets here: bodies are refused when parsed,
+    :func:`shared_code.platform.http.read_json_object`.)
     """
     if message is None or message == "":
         raise BadRequest("missing_fields", "'message' is required")
     if not isinstance(message, str):
         raise BadRequest("invalid_message", "'message' must be a string")
-    try:
-        size = len(message.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise BadRequest("invalid_message", "'message' must be valid Unicode text (no lone surrogates)") from None
-    if size > max_bytes:
+    if len(message.encode("utf-8")) > max_bytes:
         raise PayloadTooLarge("message_too_large", f"messages may be at most {max_bytes} UTF-8 bytes")
     return message
