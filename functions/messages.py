@@ -34,7 +34,8 @@ def _username(body: dict) -> str:
 @messages_bp.route(route="identify", methods=["POST"])
 @handle_errors
 def gather_identify(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /identify {message_type: IDENTIFY, username} → 201 new / 200 known user, now Identified."""
+    """POST /identify {message_type: IDENTIFY, username} → 201 new / 200 known user, now Identified / 429."""
+    login_throttle.admit_client(req.headers, "identify")
     username = _username(_request(req, "IDENTIFY"))
     created = protocol.identify(username)
     return json_response(201 if created else 200, "identified", username=username, state=protocol.IDENTIFIED)

@@ -120,7 +120,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PLAY_INTEGRITY_TIMEOUT_SECONDS", "10", "google mode: connect/read timeout for Google's token and decode endpoints, seconds"),
     SettingSpec("REQUIRE_INTEGRITY_FOR_UPLOAD", "false", "refuse /upload-file for devices without a recent passing Play Integrity verdict"),
     SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
-    SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login and /authenticate (each)"),
+    SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login, /identify and /authenticate (each)"),
     SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
 )
 

@@ -6,7 +6,8 @@ Two fixed-window limits, counted in Cosmos DB by :mod:`shared_code.platform.rate
 instance of the app shares them:
 
 - per client address (``X-Forwarded-For`` as far as ``TRUSTED_PROXY_HOPS`` allows) and endpoint:
-  ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE`` requests on ``/register``, ``/login``, ``/authenticate``;
+  ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE`` requests on ``/register``, ``/login``, ``/identify`` and
+  ``/authenticate`` (IDENTIFY is credential-free, so it is limited like the password endpoints);
 - per account: ``LOGIN_RATE_LIMIT_PER_MINUTE`` password attempts, keyed by the normalised email
   on ``/login`` and the username on ``/authenticate``. Every attempt is counted *before* the
   password is checked (atomically, so concurrent guesses cannot race past the limit), and over the
@@ -33,7 +34,7 @@ MINUTE = 60
 
 
 def admit_client(headers: Mapping[str, str], endpoint: str) -> str:
-    """Count a request to ``endpoint`` (``"login"``, ``"register"``, ``"authenticate"``) from the
+    """Count a request to ``endpoint`` (``"login"``, ``"register"``, ``"identify"``, ``"authenticate"``) from the
     client address in ``headers``; returns the address label (``"unknown"`` when it cannot be
     determined, which all such requests share). Raises ``rate_limited`` (429) over
     ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE``, ``ServiceUnavailable`` when Cosmos DB is down."""
