@@ -122,6 +122,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
     SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login, /identify and /authenticate (each)"),
     SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
+    # abuse resistance (issue 12)
+    SettingSpec("RATE_LIMIT_IPV6_PREFIX", "64", "per-client limits count IPv6 clients per network of this prefix length (64 = one subscriber's /64; 128 = per address)"),
+    SettingSpec("KMS_KEYS_PER_HOUR", "60", "file key pairs (POST /get_public_key) one user may create per hour (429 beyond)"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -196,6 +199,9 @@ class Settings:
     login_rate_limit_per_minute: int
     login_client_rate_limit_per_minute: int
     mail_rate_limit_per_hour: int
+    # abuse resistance (issue 12)
+    rate_limit_ipv6_prefix: int
+    kms_keys_per_hour: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -357,6 +363,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_rate_limit_per_minute=r.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         login_client_rate_limit_per_minute=r.integer("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         mail_rate_limit_per_hour=r.integer("MAIL_RATE_LIMIT_PER_HOUR", 1, 1_000_000),
+        # abuse resistance (issue 12)
+        rate_limit_ipv6_prefix=r.integer("RATE_LIMIT_IPV6_PREFIX", 32, 128),
+        kms_keys_per_hour=r.integer("KMS_KEYS_PER_HOUR", 1, 1_000_000),
     )
 
 
