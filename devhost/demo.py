@@ -83,7 +83,7 @@ def main() -> int:
     """Run the demo; returns the process exit code."""
     use_example_settings_if_needed()
     results: list[bool] = []
-    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, local_emulators() as mailbox:
+    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, local_emulators(mailbox_required=True) as mailbox:
         from devhost.emulators import free_port
         from devhost.provision import provision
         from devhost.server import serving
