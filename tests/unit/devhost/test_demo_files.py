@@ -77,3 +77,10 @@ def test_the_demo_keeps_the_dev_mailbox_to_read_its_codes(monkeypatch, tmp_path)
         monkeypatch.setenv(name, "restored-after-the-test")
     with cli.local_mailbox(required=True) as mailbox:
         assert mailbox is not None and cli.os.environ["SMTP_PORT"] == str(mailbox.port)
+
+
+def test_the_token_step_never_prints_a_whole_token():
+    from devhost.demo_tokens import _masked
+
+    token = "kX9cR4tL7wZ1pN6yB3hJ5fD0sA8eU2iO4gK7qTmQ8v2"
+    assert _masked(f"Bearer {token}") == "Bearer kX9cR4…" and _masked(token) == "kX9cR4…"
