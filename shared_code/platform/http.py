@@ -162,8 +162,9 @@ _DIGITS = re.compile(r"[0-9]{1,15}")
 
 def parse_int_param(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
     """An integer query parameter in ``[minimum, maximum]`` (ASCII digits only), ``default`` when
-    absent; raises :class:`BadRequest` ``invalid_{name}`` otherwise."""
-    if raw is None or raw == "":
+    absent; raises :class:`BadRequest` ``invalid_{name}`` otherwise (an empty value included: it is
+    no integer, and a repeated parameter arrives joined with ``,``)."""
+    if raw is None:
         return default
     if not _DIGITS.fullmatch(raw) or not minimum <= int(raw) <= maximum:
         raise BadRequest(f"invalid_{name}", f"{name} must be an integer from {minimum} to {maximum}")
