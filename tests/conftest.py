@@ -50,6 +50,10 @@ TEST_SETTINGS = {
     "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
     "LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE": "100000",
     "MAIL_RATE_LIMIT_PER_HOUR": "100000",
+    # audit (issue 15)
+    "AUDIT_SIGNING_KEY": base64.b64encode(b"test-audit-signing-key-" + b"s" * 9).decode(),
+    "AUDIT_SALT": base64.b64encode(b"test-audit-salt-" + b"a" * 32).decode(),
+    "AUDIT_ENVIRONMENT": "test",
 }
 
 
@@ -58,6 +62,9 @@ def reset_app_state() -> None:
     config.reset_settings()
     cosmos.reset_client()
     blobs.reset_client()
+    from shared_code.audit import sequencer
+
+    sequencer.reset_cache()
 
 
 @pytest.fixture(scope="session", autouse=True)

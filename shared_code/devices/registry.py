@@ -17,6 +17,7 @@ import logging
 import re
 from typing import Any
 
+from shared_code.audit import trail
 from shared_code.devices import challenges
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
@@ -48,7 +49,11 @@ def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
     """Register a new device; returns its record.
 
     Atomic create on the id: of N concurrent registrations of one id exactly one succeeds.
-    Raises :class:`Conflict` ``device_exists`` when the id is taken.
+    Audited (``device_registered``) before the record is created; an id already taken is refused
+    without an entry. Raises :class:`Conflict` ``device_exists`` when the id is taken,
+    :class:`ServiceUnavailable` when the audit log or Cosmos DB is down (then no device exists;
+    a log entry may, see :mod:`shared_code.audit.trail`). A registration that loses the race to a
+    concurrent one for the same id after its entry was written answers 409 like any other.
     """
     record = {
         "id": deviceid,
@@ -58,6 +63,9 @@ def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
         "key_type": None,
         "attested_at": None,
     }
+    if cosmos.read_item(cosmos.DEVICES, deviceid, deviceid) is not None:
+        raise Conflict("device_exists", "a device with this deviceid is already registered")
+    trail.record("device_registered", actor=trail.device_actor(deviceid), objects={"device": deviceid})
     try:
         created = cosmos.create_item(cosmos.DEVICES, record)
     except cosmos.AlreadyExists:

@@ -19,6 +19,7 @@ import functools
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -122,6 +123,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
     SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login, /identify and /authenticate (each)"),
     SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
+    # audit (issue 15). Empty key defaults on purpose: an audited decision answers 500
+    # configuration_error naming the setting (shared_code.audit), so nothing is ever decided unlogged.
+    SettingSpec("AUDIT_CONTAINER", "audit", "blob container of the audit log (log segments, hash tiles, checkpoints)"),
+    SettingSpec("AUDIT_SIGNING_KEY", "", "base64 of the 32-byte Ed25519 private key that signs audit checkpoints (Key Vault reference in Azure)", secret=True),
+    SettingSpec("AUDIT_SALT", "", "base64 key (>= 32 bytes) of the salted digests (HMAC-SHA256) of emails and addresses in audit entries", secret=True),
+    SettingSpec("AUDIT_ENVIRONMENT", "local", "environment name in the audit log's origin trustgate/<environment>/audit"),
+    SettingSpec("AUDIT_CHECKPOINT_SECONDS", "60", "a new signed checkpoint at most this long after new entries (the timer runs every minute), seconds"),
+    SettingSpec("AUDIT_CHECKPOINT_ENTRIES", "1000", "also sign a checkpoint in the request that appends every N-th entry"),
     # abuse resistance (issue 12)
     SettingSpec("RATE_LIMIT_IPV6_PREFIX", "64", "per-client limits count IPv6 clients per network of this prefix length (64 = one subscriber's /64; 128 = per address)"),
     SettingSpec("KMS_KEYS_PER_HOUR", "60", "file key pairs (POST /get_public_key) one user may create per hour (429 beyond)"),
@@ -199,6 +208,13 @@ class Settings:
     login_rate_limit_per_minute: int
     login_client_rate_limit_per_minute: int
     mail_rate_limit_per_hour: int
+    # audit (issue 15)
+    audit_container: str
+    audit_signing_key: bytes
+    audit_salt: bytes
+    audit_environment: str
+    audit_checkpoint_seconds: int
+    audit_checkpoint_entries: int
     # abuse resistance (issue 12)
     rate_limit_ipv6_prefix: int
     kms_keys_per_hour: int
@@ -363,6 +379,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_rate_limit_per_minute=r.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         login_client_rate_limit_per_minute=r.integer("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         mail_rate_limit_per_hour=r.integer("MAIL_RATE_LIMIT_PER_HOUR", 1, 1_000_000),
+        # audit (issue 15)
+        audit_container=r.text("AUDIT_CONTAINER"),
+        audit_signing_key=r.key("AUDIT_SIGNING_KEY", 32) if r.text("AUDIT_SIGNING_KEY") else b"",
+        audit_salt=r.key("AUDIT_SALT", 32) if r.text("AUDIT_SALT") else b"",
+        audit_environment=_audit_environment(r),
+        audit_checkpoint_seconds=r.integer("AUDIT_CHECKPOINT_SECONDS", 60, 86400),
+        audit_checkpoint_entries=r.integer("AUDIT_CHECKPOINT_ENTRIES", 1, 1_000_000),
         # abuse resistance (issue 12)
         rate_limit_ipv6_prefix=r.integer("RATE_LIMIT_IPV6_PREFIX", 32, 128),
         kms_keys_per_hour=r.integer("KMS_KEYS_PER_HOUR", 1, 1_000_000),
@@ -377,6 +400,14 @@ def _rsa_key_bits(r: _Reader) -> int:
     if bits not in KMS_RSA_KEY_SIZES:
         raise ConfigError("KMS_RSA_KEY_BITS", "must be 2048, 3072 or 4096")
     return bits
+
+
+def _audit_environment(r: _Reader) -> str:
+    # c2sp.org/signed-note: the origin is also the key name, which has no spaces and no "+".
+    value = r.text("AUDIT_ENVIRONMENT")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+        raise ConfigError("AUDIT_ENVIRONMENT", "must be 1-64 of A-Z a-z 0-9 . _ -")
+    return value
 
 
 @functools.lru_cache(maxsize=1)

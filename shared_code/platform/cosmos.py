@@ -71,9 +71,15 @@ INTEGRITY_TOKENS = ContainerSpec("integrity_tokens", "/id", default_ttl=-1)
 # Message gatherer users and their state (Grounded / Identified / Authenticated), id = username.
 GATHERER_USERS = ContainerSpec("gatherer_users", "/id")
 
+# audit (issue 15): the tree state and latest checkpoint (ids "log", "checkpoint"; caches of the
+# audit blobs, see shared_code.audit.storage), and the entries per subject (e.g. "device:<id>").
+AUDIT_STATE = ContainerSpec("audit_state", "/id")
+AUDIT_INDEX = ContainerSpec("audit_index", "/subject")
+
 CONTAINERS: tuple[ContainerSpec, ...] = (
     DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS, OTPS,
     GATHERER_USERS, INTEGRITY_TOKENS,
+    AUDIT_STATE, AUDIT_INDEX,  # audit (issue 15)
 )
 
 
