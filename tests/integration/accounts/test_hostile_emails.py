@@ -16,8 +16,8 @@ import pytest
 from shared_code.accounts import otp, throttle
 from shared_code.accounts.users import user_key
 from shared_code.platform import cosmos, rate_limit
-from tests.support.accounts import otp_item, stored_user, strong_password
-from tests.support.devices import call, json_body
+from tests.support.accounts import otp_item, post, stored_user, strong_password
+from tests.support.devices import call
 from tests.support.mail import latest_otp, otp_count
 
 pytestmark = pytest.mark.integration
@@ -26,11 +26,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def _stack(emulators, mail_server):
     """Every test here runs against the emulators and the test mailbox."""
-
-
-def post(name: str, document: dict, headers: dict | None = None) -> tuple[int, dict]:
-    h, b = json_body(document)
-    return call(name, "POST", name, headers={**h, **(headers or {})}, body=b)
 
 
 def _sign_up(mail_server, email: str, password: str) -> str:

@@ -6,13 +6,10 @@ Before, one session made 80 RSA-3072 key pairs in 16 s while /health slowed from
 from __future__ import annotations
 
 import json
-import os
 import secrets
-from typing import Iterator
 
 import pytest
 
-from shared_code.platform import config
 from tests.support.accounts import new_user
 from tests.support.devices import json_body, respond
 
@@ -20,16 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def quota(emulators, mail_server) -> Iterator[None]:
-    saved = os.environ.get("KMS_KEYS_PER_HOUR")
-    os.environ["KMS_KEYS_PER_HOUR"] = "3"
-    config.reset_settings()
-    yield
-    if saved is None:
-        os.environ.pop("KMS_KEYS_PER_HOUR")
-    else:
-        os.environ["KMS_KEYS_PER_HOUR"] = saved
-    config.reset_settings()
+def quota(emulators, mail_server, app_settings) -> None:
+    app_settings(KMS_KEYS_PER_HOUR="3")
 
 
 def _kms(name: str, sid: str, file_name: str):

@@ -9,13 +9,11 @@ limited per client address like /authenticate.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-from typing import Iterator
 
 import pytest
 
-from shared_code.platform import config, cosmos
+from shared_code.platform import cosmos
 from tests.support.devices import json_body, respond
 from tests.support.gatherer import Gatherer
 
@@ -27,17 +25,6 @@ def _stack(emulators):
     """Every test here runs against the emulators."""
 
 
-@pytest.fixture
-def client_limit() -> Iterator[callable]:
-    """``client_limit(3)`` sets LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE for the rest of one test."""
-    saved = os.environ["LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE"]
-
-    def apply(limit: int) -> None:
-        os.environ["LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE"] = str(limit)
-        config.reset_settings()
-    yield apply
-    os.environ["LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE"] = saved
-    config.reset_settings()
 
 
 def identify(username: str, client: str) -> tuple[int, dict, str | None]:
@@ -66,9 +53,9 @@ def test_a_strangers_identify_does_not_log_the_victim_out():
     assert victim.send("logout")[0] == 200 and _record(victim)["state"] == "grounded"
 
 
-def test_identify_is_limited_per_client_address(client_limit):
+def test_identify_is_limited_per_client_address(app_settings):
     victim = Gatherer().login()
-    client_limit(3)
+    app_settings(LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE="3")
     address = f"198.51.100.{secrets.randbelow(254) + 1}"
     answers = [identify(victim.username, address) for _ in range(4)]
     assert [status for status, _, _ in answers] == [200, 200, 200, 429]

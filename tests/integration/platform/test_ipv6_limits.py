@@ -6,14 +6,11 @@ passed a limit of 3.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-from typing import Iterator
+from typing import Callable
 
 import pytest
 
-from shared_code.platform import config
 from tests.support.devices import json_body, respond
 from tests.support.gatherer import new_username
 
@@ -21,16 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def limits(emulators) -> Iterator[callable]:
-    saved = dict(os.environ)
-
-    def apply(**values: str) -> None:
-        os.environ.update(values)
-        config.reset_settings()
-    yield apply
-    os.environ.clear()
-    os.environ.update(saved)
-    config.reset_settings()
+def limits(emulators, app_settings) -> Callable[..., None]:
+    return app_settings
 
 
 def _network() -> str:
