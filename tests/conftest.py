@@ -19,11 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from devhost.emulators import Emulators, running_emulators  # noqa: E402
 from devhost.mailbox import Mailbox  # noqa: E402
-from shared_code.platform import (
-    blobs,
-    config,
-    cosmos,  # noqa: E402
-)
+from shared_code.platform import blobs, config, cosmos, rate_limit  # noqa: E402
 
 TEST_SETTINGS = {
     "TRUSTGATE_LOCAL_SETTINGS": str(ROOT / "tests" / "no-local-settings.json"),
@@ -62,6 +58,7 @@ def reset_app_state() -> None:
     config.reset_settings()
     cosmos.reset_client()
     blobs.reset_client()
+    rate_limit.reset_leases()
     from shared_code.audit import sequencer
 
     sequencer.reset_cache()

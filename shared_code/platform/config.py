@@ -85,6 +85,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("TRUSTED_PROXY_HOPS", "1", "proxies that append to X-Forwarded-For in front of the app (Azure front end = 1); 0 = ignore it"),
     SettingSpec("TOKEN_RATE_LIMIT_PER_MINUTE", "120", "requests per client address and minute on /verify_token and /generate_token (each)"),
     SettingSpec("TOKEN_VERIFY_FAILURE_BURST", "10", "failed verifications per client address and minute that log a verify_failure_burst event"),
+    # per-request cost: units an instance leases from a shared rate-limit counter in one write
+    SettingSpec("RATE_LIMIT_LEASE_UNITS", "16", "block size of leased rate-limit counters (token endpoints; at most limit/8); 1 = one write per request"),
     # Binding expression of the purge timer: the Functions host resolves %PURGE_SCHEDULE% from app
     # settings only, so this default is what local.settings.example.json and Bicep must carry.
     SettingSpec("PURGE_SCHEDULE", "0 */5 * * * *", "six-field NCRONTAB schedule of the purge timer (UTC)"),
@@ -175,6 +177,7 @@ class Settings:
     trusted_proxy_hops: int
     token_rate_limit_per_minute: int
     token_verify_failure_burst: int
+    rate_limit_lease_units: int
     purge_schedule: str
     password_min_score: int
     otp_pepper: bytes
@@ -346,6 +349,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxy_hops=r.integer("TRUSTED_PROXY_HOPS", 0, 10),
         token_rate_limit_per_minute=r.integer("TOKEN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         token_verify_failure_burst=r.integer("TOKEN_VERIFY_FAILURE_BURST", 1, 1_000_000),
+        rate_limit_lease_units=r.integer("RATE_LIMIT_LEASE_UNITS", 1, 1000),
         purge_schedule=r.text("PURGE_SCHEDULE"),
         password_min_score=r.integer("PASSWORD_MIN_SCORE", 0, 4),
         otp_pepper=r.key("OTP_PEPPER", 32),
