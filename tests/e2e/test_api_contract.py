@@ -81,19 +81,19 @@ def credentials(contract_app: RunningHost, mail_server: Mailbox) -> dict[str, st
     """Real credentials for every security scheme of the spec, made through the API itself,
     as environment variables named in schemathesis.toml."""
     base = contract_app.base_url
-    device = DeviceClient(base, "contract-" + secrets.token_hex(6), secrets.token_urlsafe(32), generate_private_key("p256"))
+    device_token = secrets.token_urlsafe(32)
+    device = DeviceClient(base, "contract-" + secrets.token_hex(6), device_token, generate_private_key("p256"))
     device.register()
     device.attest()
-    gatherer = GatherClient(base)
-    gatherer.login("contract-" + secrets.token_hex(4), strong_password())
+    gather_token = GatherClient(base).login("contract-" + secrets.token_hex(4), strong_password())["token"]
     bearer = requests.post(f"{base}/generate_token", json={"ttl_seconds": 3600}, timeout=30).json()["token"]
     return {
         "TG_DEVICE_ID": device.deviceid,
-        "TG_DEVICE_TOKEN": device._device_token,
+        "TG_DEVICE_TOKEN": device_token,
         "TG_SESSION_ID": _user_session(base, mail_server),
         # /logout ends the session it is given: it gets one of its own, so the other operations keep theirs.
         "TG_LOGOUT_SESSION_ID": _user_session(base, mail_server),
-        "TG_GATHER_TOKEN": gatherer._token,
+        "TG_GATHER_TOKEN": gather_token,
         "TG_BEARER_TOKEN": bearer,
     }
 
@@ -102,10 +102,9 @@ def test_the_app_keeps_the_openapi_contract(contract_app: RunningHost, credentia
     report = tmp_path / "report"
     command = [str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", str(SPEC), "--url", contract_app.base_url,
                "--report", "json,junit", "--report-dir", str(report)]
-    started = time.monotonic()
-    env = {**os.environ, **credentials, "NO_COLOR": "1"}
     command += ["--seed", os.environ.get("TG_SCHEMATHESIS_SEED", str(SEED))]
-    result = subprocess.run(command, cwd=ROOT, env=env,
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **credentials, "NO_COLOR": "1"},
                             capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
     elapsed = time.monotonic() - started
     summary = _summary(report, elapsed)
@@ -115,8 +114,12 @@ def test_the_app_keeps_the_openapi_contract(contract_app: RunningHost, credentia
 
 def _summary(report: Path, elapsed: float) -> str:
     """Operations, test cases and findings from schemathesis' JSON report, plus the run time."""
-    files = sorted(report.glob("*.json"))
+    files = sorted(report.glob("json-*.json"))
     if not files:
-        return f"no report; {elapsed:.0f} s"
-    document = json.loads(files[0].read_text(encoding="utf-8"))
-    return f"{json.dumps(document.get('summary', document))[:2000]}; {elapsed:.0f} s"
+        return f"no report, {elapsed:.0f} s"
+    run = json.loads(files[0].read_text(encoding="utf-8"))
+    cases, failures = run["test_cases"], run["failures"]
+    found = ", ".join(f"{f['code']} {f['title']} on {', '.join(f['operations'])}" for f in failures) or "no findings"
+    return (f"schemathesis {run['schemathesis_version']}, seed {run['seed']}: {run['operations']['tested']} operations, "
+            f"{cases['generated']} test cases, {cases['unique_failures']} unique failures, {cases['errored']} errored "
+            f"({found}); {run['running_time']:.0f} s of generation, {elapsed:.0f} s in all")
