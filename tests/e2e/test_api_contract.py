@@ -36,6 +36,7 @@ from client.keys import generate_private_key
 from client.user_api import UserClient
 from devhost.mailbox import Mailbox
 from devhost.server import RunningHost, serving
+from devhost.test_authority import local_test_authority
 from shared_code.platform import config
 from tests.support.accounts import new_email, strong_password
 from tests.support.play_integrity import LocalKeys, policy_settings
@@ -53,16 +54,22 @@ SEED = 20261121
 
 
 @pytest.fixture(scope="module")
-def contract_app(emulators, mail_server) -> Iterator[RunningHost]:
-    """The app on a free port, with Play Integrity in local mode (the test's own response keys)."""
-    with pytest.MonkeyPatch.context() as patch:
-        # The fuzzer creates far more file keys than a user would: the quota is tested elsewhere.
-        for name, value in {**LocalKeys().settings(), **policy_settings(), "KMS_KEYS_PER_HOUR": "1000000"}.items():
-            patch.setenv(name, value)
+def contract_app(emulators, mail_server, tmp_path_factory) -> Iterator[RunningHost]:
+    """The app on a free port, configured as the dev stack is: Play Integrity in local mode (the
+    test's own response keys) and the dev test attestation authority for the hardware formats."""
+    saved = dict(os.environ)
+    # The fuzzer creates far more file keys than a user would: the quota is tested elsewhere.
+    os.environ.update({**LocalKeys().settings(), **policy_settings(), "KMS_KEYS_PER_HOUR": "1000000"})
+    os.environ.pop("ANDROID_ATTESTATION_STATUS_URL", None)  # the test authority serves its own status list
+    try:
+        with local_test_authority(tmp_path_factory.mktemp("contract")):
+            config.reset_settings()
+            with serving(function_app.app, port=0, blob_poll_seconds=0.5) as host:
+                yield host
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
         config.reset_settings()
-        with serving(function_app.app, port=0, blob_poll_seconds=0.5) as host:
-            yield host
-    config.reset_settings()
 
 
 def _user_session(base_url: str, mailbox: Mailbox) -> str:
@@ -109,7 +116,14 @@ def test_the_app_keeps_the_openapi_contract(contract_app: RunningHost, credentia
     elapsed = time.monotonic() - started
     summary = _summary(report, elapsed)
     print(summary)
-    assert result.returncode == 0, f"schemathesis found problems ({summary}):\n{result.stdout[-25000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"schemathesis found problems ({summary}):\n{_readable(result.stdout)}\n{result.stderr[-3000:]}"
+
+
+def _readable(output: str, width: int = 400) -> str:
+    """Schemathesis' report with each line cut to ``width`` characters (a reproducing curl line can
+    carry megabytes of generated data)."""
+    lines = [line if len(line) <= width else line[:width] + f" …[{len(line) - width} more]" for line in output.splitlines()]
+    return "\n".join(lines)[-30000:]
 
 
 def _summary(report: Path, elapsed: float) -> str:
