@@ -115,7 +115,7 @@ def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, An
         )
     pepper = get_settings().device_token_pepper
     device = None
-    if DEVICE_ID_PATTERN.fullmatch(deviceid) and len(device_token) <= MAX_TOKEN_LENGTH:
+    if DEVICE_ID_PATTERN.fullmatch(deviceid) and DEVICE_TOKEN_PATTERN.fullmatch(device_token):
         device = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
     expected = device["token_hash"] if device else _DUMMY_HASH
     if not keyed_hash_matches(pepper, device_token, expected) or device is None:
