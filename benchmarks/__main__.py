@@ -22,7 +22,8 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct")
+SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct",
+            "lifecycle")  # lifecycle: issue 16
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,17 +59,24 @@ def main(argv: list[str] | None = None) -> int:
                     att = attestation.run(base_url, authority)
             if "direct" in options.only:
                 direct = direct_uploads.run(settings, Path(tmp))
+    lifecycle_figures = None
+    if "lifecycle" in options.only:  # device and account lifecycle (issue 16): a fresh emulator pair
+        from benchmarks import lifecycle
+
+        with stack.emulators():
+            lifecycle_figures = lifecycle.run()
     audit_figures = None
     if "audit" in options.only:  # a fresh emulator pair: the proof log starts from an empty tree
         from benchmarks import audit
 
         with stack.emulators():
             audit_figures = audit.run()
-    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct)
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct, lifecycle_figures)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, direct=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, direct=None,
+             lifecycle_figures=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -109,6 +117,10 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, a
         from benchmarks.direct_uploads import summary_lines
 
         lines += summary_lines(direct)
+    if lifecycle_figures:
+        from benchmarks.lifecycle import summary_line as lifecycle_line
+
+        lines.append(lifecycle_line(lifecycle_figures))
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 

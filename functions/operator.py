@@ -36,7 +36,7 @@ def _optional_body(req: func.HttpRequest) -> dict:
 
 def _dry_run(req: func.HttpRequest) -> bool:
     value = req.params.get("dry_run")
-    if value in (None, "", "false"):
+    if value in (None, "false"):
         return False
     if value == "true":
         return True

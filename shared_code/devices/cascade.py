@@ -12,10 +12,10 @@ The steps, in the order :func:`shared_code.devices.lifecycle.revoke_device` runs
    gets status ``device_revoked`` (:func:`shared_code.devices.files.mark_device_revoked`); the
    blobs stay, for the operator.
 
-Each step first lists the ids it will touch (single-partition queries, paged to the end), then
-acts on each: the dry run stops after the listing and counts, so it reports exactly what a real
-run would touch at that moment. A real run counts what it changed itself; a retry after a
-failure part-way finds only what is left. Raises
+Each step lists what it will touch (single-partition queries whose filter never depends on a field
+the step changes, so paging stays stable while it acts), then acts on each: the dry run only
+counts, so it reports exactly what a real run would touch at that moment. A real run counts what
+it changed itself; a retry after a failure part-way finds only what is left. Raises
 :class:`~shared_code.platform.errors.ServiceUnavailable` on a storage fault: whatever was done stays
 done, and the revocation's retry continues.
 """
@@ -31,11 +31,11 @@ PAGE_SIZE = 500
 MAX_PAGES = 10_000
 
 
-def _ids(spec: cosmos.ContainerSpec, query: str, deviceid: str, extra: list[dict[str, Any]] | None = None) -> list[str]:
+def _ids(spec: cosmos.ContainerSpec, query: str, deviceid: str) -> list[str]:
     """Every id ``query`` yields in ``deviceid``'s partition, read to the last page before anything changes."""
     found: list[str] = []
     continuation = None
-    parameters = [{"name": "@deviceid", "value": deviceid}, *(extra or [])]
+    parameters = [{"name": "@deviceid", "value": deviceid}]
     for _ in range(MAX_PAGES):
         page, continuation = cosmos.query_page(spec, query, parameters, partition_key=deviceid,
                                                page_size=PAGE_SIZE, continuation=continuation)
@@ -66,16 +66,28 @@ def cancel_uploads(deviceid: str, *, dry_run: bool = False) -> int:
     return sum(upload_verifier.cancel_grant(grant) == direct_uploads.CANCELLED for grant in grants)
 
 
-FILES_QUERY = ("SELECT c.id FROM c WHERE c.deviceid = @deviceid AND c.status != @revoked "
-               "AND (NOT IS_DEFINED(c.upload) OR c.status = @verified)")
+def _markable(record: dict[str, Any]) -> bool:
+    """A file record that holds bytes in the uploads container and is not marked yet: every
+    ``/upload-file`` record, and direct-upload grants that were verified. Grants that never became
+    files (pending, refused, expired, cancelled) hold no bytes there."""
+    if record.get("status") == files.DEVICE_REVOKED:
+        return False
+    return not direct_uploads.is_grant(record) or record.get("status") == "verified"
 
 
 def mark_files(deviceid: str, *, dry_run: bool = False) -> int:
     """Mark every stored file of ``deviceid`` ``device_revoked``; returns how many this call
-    marked (dry run: how many are not marked yet). Grants that never became files (pending,
-    refused, expired, cancelled) are left as they are: they hold no bytes in the uploads container."""
-    ids = _ids(cosmos.FILES, FILES_QUERY, deviceid, [{"name": "@revoked", "value": files.DEVICE_REVOKED},
-                                                     {"name": "@verified", "value": "verified"}])
-    if dry_run:
-        return len(ids)
-    return sum(files.mark_device_revoked(deviceid, file_id) for file_id in ids)
+    marked (dry run: how many are not marked yet). Pages through all the device's records (the
+    filter is applied here, so marking never shifts a page) and replaces each on the etag the
+    page returned: one write per file, a re-read only after a lost race."""
+    marked = 0
+    continuation = None
+    for _ in range(MAX_PAGES):
+        page, continuation = cosmos.query_page(cosmos.FILES, "SELECT * FROM c WHERE c.deviceid = @deviceid",
+                                               [{"name": "@deviceid", "value": deviceid}], partition_key=deviceid,
+                                               page_size=PAGE_SIZE, continuation=continuation)
+        for record in filter(_markable, page):
+            marked += 1 if dry_run else files.mark_device_revoked(deviceid, record["id"], record)
+        if not continuation:
+            return marked
+    return marked

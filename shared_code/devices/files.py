@@ -167,13 +167,13 @@ def settle_after_commit(record: dict[str, Any]) -> None:
         raise Forbidden("device_revoked", "this device was revoked; the upload was not accepted")
 
 
-def mark_device_revoked(deviceid: str, file_id: str) -> bool:
+def mark_device_revoked(deviceid: str, file_id: str, current: dict[str, Any] | None = None) -> bool:
     """Set the file record's status to ``device_revoked`` (the previous one kept in
     ``status_before_revocation``), by an etag-guarded replace retried on a lost race; ``True`` if
-    this call changed it, ``False`` when it is gone or already marked. The blob stays.
-    Raises ``ServiceUnavailable``."""
+    this call changed it, ``False`` when it is gone or already marked. ``current``: the record as
+    just read (with its ``_etag``), saving the first read. The blob stays. Raises ``ServiceUnavailable``."""
     for _ in range(MAX_WRITE_RACES):
-        current = cosmos.read_item(cosmos.FILES, file_id, deviceid)
+        current = current or cosmos.read_item(cosmos.FILES, file_id, deviceid)
         if current is None or current.get("status") == DEVICE_REVOKED:
             return False
         body = {k: v for k, v in current.items() if not k.startswith("_")}
@@ -182,7 +182,7 @@ def mark_device_revoked(deviceid: str, file_id: str) -> bool:
             cosmos.replace_item(cosmos.FILES, body, current["_etag"])
             return True
         except cosmos.EtagMismatch:
-            continue
+            current = None
     raise ServiceUnavailable(detail=f"file {file_id} kept changing while it was being marked device_revoked")
 
 

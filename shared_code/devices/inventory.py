@@ -30,7 +30,7 @@ _STATUS_CLAUSES = {registry.ACTIVE: "(NOT IS_DEFINED(c.status) OR c.status = 'ac
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
-    if value in (None, ""):
+    if value is None:
         return None
     if value not in allowed:
         raise BadRequest(f"invalid_{name}", f"{name} must be one of {', '.join(allowed)}")

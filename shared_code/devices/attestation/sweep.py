@@ -54,7 +54,7 @@ QUERY = ("SELECT c.id, c.evidence, c.trust_level, c.status, c.revocation_complet
          "WHERE c.evidence.format = 'android-key'")
 DOWNGRADE, REVOKE = "downgrade", "revoke"
 ACTIONS = (DOWNGRADE, REVOKE)
-SERIAL_PATTERN = re.compile(r"[0-9a-f]{1,64}")
+SERIAL_PATTERN = re.compile(r"[0-9A-Fa-f]{1,64}|[0-9A-Fa-f]{1,2}(?::[0-9A-Fa-f]{2}){0,31}")
 MAX_LISTED = 1000
 
 
@@ -118,13 +118,12 @@ def _revoke(deviceid: str, serials: list[str], now: datetime, attempts: int = 3)
 
 def normalize_serial(raw: str) -> str:
     """A certificate serial as the stored chains are compared: lowercase hex without leading zeros
-    (``0A:1b`` → ``a1b``). Colons and a ``0x`` prefix are accepted. Raises :class:`BadRequest`
-    ``invalid_serial`` for anything else (RFC 5280 §4.1.2.2: at most 20 octets; 32 accepted)."""
-    text = raw.strip().lower().replace(":", "")
-    text = text[2:] if text.startswith("0x") else text
-    if not SERIAL_PATTERN.fullmatch(text):
+    (``0A:1b`` → ``a1b``). Accepts plain hex (up to 64 digits) or colon-separated octets (up to
+    32, as ``openssl x509 -serial`` / certificate viewers print them; RFC 5280 §4.1.2.2 allows 20).
+    Raises :class:`BadRequest` ``invalid_serial`` for anything else."""
+    if not SERIAL_PATTERN.fullmatch(raw):
         raise BadRequest("invalid_serial", "serial must be a certificate serial number in hex (colons allowed)")
-    return text.lstrip("0") or "0"
+    return raw.replace(":", "").lower().lstrip("0") or "0"
 
 
 def matching_devices(refused: frozenset[str]) -> Iterator[tuple[dict, list[str]]]:
