@@ -74,15 +74,12 @@ def logout(req: func.HttpRequest) -> func.HttpResponse:
 
 # account deletion (issue 16) ------------------------------------------------------------------
 
-def _secret(req: func.HttpRequest, name: str, max_length: int, body: dict | None = None) -> str:
-    return require_string(body if body is not None else read_json_object(req), name, max_length=max_length)
-
-
 @accounts_bp.route(route="delete_account/otp", methods=["POST"])
 @handle_errors
 def delete_account_otp(req: func.HttpRequest) -> func.HttpResponse:
     """POST /delete_account/otp {password} (header sid) → 200 delete_otp_sent / 401 invalid_password / 403 / 429 / 503."""
-    deletion.request_code(req.headers.get("sid"), _secret(req, "password", MAX_PASSWORD_CHARS))
+    password = require_string(read_json_object(req), "password", max_length=MAX_PASSWORD_CHARS)
+    deletion.request_code(req.headers.get("sid"), password)
     return json_response(200, "delete_otp_sent")
 
 
@@ -91,6 +88,7 @@ def delete_account_otp(req: func.HttpRequest) -> func.HttpResponse:
 def delete_account(req: func.HttpRequest) -> func.HttpResponse:
     """POST /delete_account {password, otp} (header sid) → 200 account_deleted {summary} / 401 / 403 / 429 / 503."""
     body = read_json_object(req)
-    password, code = _secret(req, "password", MAX_PASSWORD_CHARS, body), _secret(req, "otp", MAX_OTP_CHARS, body)
+    password = require_string(body, "password", max_length=MAX_PASSWORD_CHARS)
+    code = require_string(body, "otp", max_length=MAX_OTP_CHARS)
     summary = deletion.delete_account(req.headers.get("sid"), password, code, erase=erasure.erase_user)
     return json_response(200, "account_deleted", summary=summary)
