@@ -85,6 +85,12 @@ class DeviceActor:
     def headers(self) -> dict[str, str]:
         return {"deviceid": self.deviceid, "deviceToken": self.token}
 
+    def record(self) -> dict[str, Any] | None:
+        """The device's stored record, read straight from Cosmos DB."""
+        from shared_code.platform import cosmos
+
+        return cosmos.read_item(cosmos.DEVICES, self.deviceid, self.deviceid)
+
     def register(self) -> tuple[int, dict]:
         h, b = json_body({"deviceid": self.deviceid, "deviceToken": self.token})
         return call("register_device", "POST", "register-device", headers=h, body=b)

@@ -22,6 +22,7 @@ from tests.support.devices import call
 from tests.support.files import User, unique_name
 from tests.support.lifecycle import operator_user
 from tests.support.mail import latest_otp, otp_count
+from tests.support.outages import cosmos_outage
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +46,11 @@ def request_code(mail_server, user: TestUser, password: str | None = None) -> tu
 
 def delete(user: TestUser, code: str, password: str | None = None) -> tuple[int, dict]:
     return post("delete_account", "delete_account", user.sid, {"password": password or user.password, "otp": code})
+
+
+def blob_outage(kid: str) -> bool:
+    """``datastore.delete_stored`` while Blob Storage is down."""
+    raise ServiceUnavailable(detail="injected outage")
 
 
 def encrypted_blob_exists(file_name: str) -> bool:
@@ -135,18 +141,13 @@ def test_a_deletion_that_fails_half_way_answers_503_and_a_retry_completes_it(pai
     account, bob_account, hers, _ = pair
     bob = store_user(bob_account)
     _, _, code = request_code(mail_server, account)
-
-    def outage(kid: str) -> bool:
-        raise ServiceUnavailable(detail="injected")
-
-    original = datastore.delete_stored
-    monkeypatch.setattr(datastore, "delete_stored", outage)
+    monkeypatch.setattr(datastore, "delete_stored", blob_outage)
     status, body = delete(account, code)
     assert (status, body["message"]) == (503, "service_unavailable")
     assert bob.private_key(hers)[1]["message"] == "access_denied"  # destroyed first: shredded from that moment
     assert store_user(account).list_files()[1]["message"] == "invalid_session"  # the account's sessions are refused
     assert users.get_user(account.email)["status"] == "deleting"
-    monkeypatch.setattr(datastore, "delete_stored", original)
+    monkeypatch.undo()
     status, body = delete(account, "000000")  # the retry: the code is not asked again once the deletion is decided
     assert (status, body["summary"]["files_deleted"]) == (200, 1)
     assert not encrypted_blob_exists(hers) and users.get_user(account.email) is None
@@ -155,16 +156,8 @@ def test_a_deletion_that_fails_half_way_answers_503_and_a_retry_completes_it(pai
 def test_the_purge_timer_completes_a_deletion_nobody_retried(pair, mail_server, monkeypatch):
     account, _, hers, _ = pair
     _, _, code = request_code(mail_server, account)
-    original = cosmos.delete_item
-
-    def outage(spec, *args, **kwargs):
-        if spec is cosmos.USERS:
-            raise ServiceUnavailable(detail="injected")
-        return original(spec, *args, **kwargs)
-
-    monkeypatch.setattr(cosmos, "delete_item", outage)
-    assert delete(account, code)[0] == 503
-    monkeypatch.setattr(cosmos, "delete_item", original)
+    with cosmos_outage("delete_item", cosmos.USERS):
+        assert delete(account, code)[0] == 503
     monkeypatch.setattr(deletion, "GRACE_SECONDS", 0)
     assert deletion.finish_interrupted(erasure.erase_user) >= 1
     assert users.get_user(account.email) is None and not encrypted_blob_exists(hers)
@@ -176,7 +169,7 @@ def test_a_suspended_account_cannot_be_deleted_and_nothing_is_granted_to_one_bei
     operator_user("suspend", account.email, {"reason": "legal hold"})
     assert delete(account, code)[1]["message"] == "user_suspended"
     operator_user("resume", account.email)
-    monkeypatch.setattr(datastore, "delete_stored", lambda kid: (_ for _ in ()).throw(ServiceUnavailable(detail="x")))
+    monkeypatch.setattr(datastore, "delete_stored", blob_outage)
     assert delete(account, code)[0] == 503  # decided, not finished
     status, body = store_user(bob_account).grant(his, account.email)
     assert (status, body["message"]) == (404, "user_not_found")

@@ -1,5 +1,5 @@
-"""Fixtures of the device integration tests: the fake attestation PKI trusted by the app, and a
-local attestation status list."""
+"""Fixtures of the device integration tests: an attested device, the fake attestation PKI trusted
+by the app, and a local attestation status list."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import pytest
 
 from shared_code.devices.attestation import status_list
 from tests.support.attestation import APP_ID, PACKAGE, SIGNER, FakePki, FakeStatusList
+from tests.support.devices import DeviceActor
 from tests.support.play_integrity import configure  # noqa: F401 - fixture
+
+
+@pytest.fixture
+def attested_device(emulators) -> DeviceActor:
+    """A registered device with a software key attested (format ``key``, P-256)."""
+    actor = DeviceActor()
+    assert actor.register()[0] == 201
+    assert actor.attest()[0] == 200
+    return actor
 
 
 @pytest.fixture(scope="module")

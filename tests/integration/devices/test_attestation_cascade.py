@@ -29,10 +29,6 @@ def android_device(pki, intermediate: SharedIntermediate | None) -> DeviceActor:
     return actor
 
 
-def stored(actor: DeviceActor) -> dict:
-    return cosmos.read_item(cosmos.DEVICES, actor.deviceid, actor.deviceid)
-
-
 @pytest.fixture
 def fleet(attestation_settings, pki):
     """Two devices under one shared intermediate and one under another chain of the same root."""
@@ -55,8 +51,8 @@ def test_downgrade_drops_the_trust_level_of_exactly_the_devices_under_the_certif
     before = load_state().size
     status, body = revoke_intermediate({"serial": intermediate.serial, "reason": "intermediate key leaked"})
     assert (status, body["message"], body["summary"]["devices_downgraded"]) == (200, "certificate_revoked", 2)
-    assert [stored(a)["trust_level"] for a in shared] == ["revoked", "revoked"]
-    assert stored(other)["trust_level"] == "hardware"
+    assert [a.record()["trust_level"] for a in shared] == ["revoked", "revoked"]
+    assert other.record()["trust_level"] == "hardware"
     assert shared[0].upload(b"after the downgrade")[1]["message"] == "attestation_required"
     assert call("get_challenge", "GET", "api/challenge", headers=shared[0].headers)[0] == 200  # it may still call
     names = [e["event"] for e in entries_since(before)]
@@ -71,8 +67,8 @@ def test_revoke_by_policy_revokes_the_devices_with_their_cascade(fleet, attestat
     status, body = revoke_intermediate({"serial": intermediate.serial})
     assert (status, body["action"]) == (200, "revoke")
     assert body["summary"]["devices_revoked"] == 2 and body["summary"]["files_marked"] == 1
-    assert [stored(a)["status"] for a in shared] == ["revoked", "revoked"] and stored(other).get("status") is None
-    assert [stored(a)["revoked_by"] for a in shared] == ["attestation", "attestation"]
+    assert [a.record()["status"] for a in shared] == ["revoked", "revoked"] and other.record().get("status") is None
+    assert [a.record()["revoked_by"] for a in shared] == ["attestation", "attestation"]
     assert call("get_challenge", "GET", "api/challenge", headers=shared[1].headers)[1]["message"] == "device_revoked"
 
 
@@ -82,7 +78,7 @@ def test_the_status_list_sweep_applies_the_same_policy(fleet, attestation_settin
     status.revoke(intermediate.serial)
     report = sweep.refresh_and_recheck()
     assert sorted(report.revoked) == sorted(a.deviceid for a in shared)
-    assert [stored(a)["status"] for a in shared] == ["revoked", "revoked"] and stored(other).get("status") is None
+    assert [a.record()["status"] for a in shared] == ["revoked", "revoked"] and other.record().get("status") is None
     assert sweep.refresh_and_recheck().revoked == []
 
 

@@ -16,7 +16,6 @@ from shared_code.audit.sequencer import load_state
 from shared_code.devices import direct_uploads, lifecycle, registry
 from shared_code.platform import cosmos
 from shared_code.platform.crypto import sha256_hex
-from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.timeutil import to_iso, utc_now
 from tests.support.audit import entries_since
 from tests.support.devices import HANDLERS, DeviceActor, call
@@ -31,16 +30,14 @@ from tests.support.direct_uploads import (
     uploaded_client,
 )
 from tests.support.lifecycle import device_state, operator_device, resume, revoke, suspend
+from tests.support.outages import cosmos_outage, lost_answer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def device(emulators) -> DeviceActor:
-    actor = DeviceActor()
-    assert actor.register()[0] == 201
-    assert actor.attest()[0] == 200
-    return actor
+def device(attested_device) -> DeviceActor:
+    return attested_device
 
 
 def device_calls(actor: DeviceActor) -> list[tuple[int, str]]:
@@ -51,10 +48,6 @@ def device_calls(actor: DeviceActor) -> list[tuple[int, str]]:
     headers, body = actor.upload_request(b"x", challenge="A" * 43)
     answers.append(call("upload_file", "POST", "upload-file", headers=headers, body=body))
     return [(status, answer["message"]) for status, answer in answers]
-
-
-def stored(actor: DeviceActor) -> dict:
-    return cosmos.read_item(cosmos.DEVICES, actor.deviceid, actor.deviceid)
 
 
 def events(since: int, deviceid: str) -> list[dict]:
@@ -115,7 +108,7 @@ def busy_device(device) -> tuple[DeviceActor, dict]:
     pending = grant(device, pending_bytes)
     stage_and_commit(pending["upload_url"], pending_bytes, pending["block_size"])  # its event has not been handled yet
     device.challenge(), device.challenge()
-    registry.record_integrity(stored(device), {"valid": True, "verdict": {}, "failed_checks": [], "checked_at": to_iso(utc_now())})
+    registry.record_integrity(device.record(), {"valid": True, "verdict": {}, "failed_checks": [], "checked_at": to_iso(utc_now())})
     return device, {"pending": pending, "pending_bytes": pending_bytes}
 
 
@@ -177,64 +170,39 @@ def test_operator_input_is_checked(device):
     assert operator_device("revoke", device.deviceid, {})[1]["message"] == "missing_fields"
     assert operator_device("revoke", device.deviceid, {"reason": "x" * 501})[1]["message"] == "invalid_field"
     assert revoke(device.deviceid, dry_run="yes")[1]["message"] == "invalid_dry_run"
-    assert stored(device).get("status") is None
+    assert device.record().get("status") is None
 
 
 # --- crash safety -------------------------------------------------------------------------------
 
-def test_a_revocation_that_fails_half_way_answers_503_and_a_retry_completes_it(busy_device, monkeypatch):
+def test_a_revocation_that_fails_half_way_answers_503_and_a_retry_completes_it(busy_device):
     device, _ = busy_device
-    original = cosmos.delete_item
-
-    def outage(spec, *args, **kwargs):
-        if spec is cosmos.CHALLENGES:
-            raise ServiceUnavailable(detail="injected")
-        return original(spec, *args, **kwargs)
-
-    monkeypatch.setattr(cosmos, "delete_item", outage)
-    status, body = revoke(device.deviceid)
+    with cosmos_outage("delete_item", cosmos.CHALLENGES):
+        status, body = revoke(device.deviceid)
     assert (status, body["message"]) == (503, "service_unavailable")
     assert set(device_calls(device)) == {(403, "device_revoked")}  # marked first: nothing it holds works
-    assert not lifecycle.revocation_complete(stored(device))
-    monkeypatch.setattr(cosmos, "delete_item", original)
+    assert not lifecycle.revocation_complete(device.record())
     status, body = revoke(device.deviceid)
     assert (status, body["already_revoked"]) == (200, True)
     assert body["summary"] == {"challenges_deleted": 2, "uploads_cancelled": 1, "integrity_dropped": 0, "files_marked": 3}
-    assert lifecycle.revocation_complete(stored(device))
+    assert lifecycle.revocation_complete(device.record())
 
 
-def test_a_mark_that_lands_after_its_timeout_still_revokes_and_the_retry_completes(device, monkeypatch):
+def test_a_mark_that_lands_after_its_timeout_still_revokes_and_the_retry_completes(device):
     assert device.upload(b"a file")[0] == 200
-    original = cosmos.replace_item
-
-    def lands_then_times_out(spec, body, etag):
-        result = original(spec, body, etag)
-        if spec is cosmos.DEVICES and body.get("status") == "revoked":
-            raise ServiceUnavailable(detail="the answer was lost")
-        return result
-
-    monkeypatch.setattr(cosmos, "replace_item", lands_then_times_out)
-    assert revoke(device.deviceid)[0] == 503
-    monkeypatch.setattr(cosmos, "replace_item", original)
+    with lost_answer(cosmos.DEVICES, lambda body: body.get("status") == "revoked"):
+        assert revoke(device.deviceid)[0] == 503
     assert set(device_calls(device)) == {(403, "device_revoked")}
     status, body = revoke(device.deviceid)
     assert (status, body["already_revoked"], body["summary"]["files_marked"]) == (200, True, 1)
 
 
-def test_the_purge_timer_completes_a_revocation_nobody_retried(device, monkeypatch):
+def test_the_purge_timer_completes_a_revocation_nobody_retried(device):
     assert device.upload(b"a file")[0] == 200
-    original = cosmos.query_page
-
-    def outage(spec, *args, **kwargs):
-        if spec is cosmos.FILES:
-            raise ServiceUnavailable(detail="injected")
-        return original(spec, *args, **kwargs)
-
-    monkeypatch.setattr(cosmos, "query_page", outage)
-    assert revoke(device.deviceid)[0] == 503
-    monkeypatch.setattr(cosmos, "query_page", original)
+    with cosmos_outage("query_page", cosmos.FILES):
+        assert revoke(device.deviceid)[0] == 503
     assert lifecycle.complete_interrupted(limit=100, grace_seconds=0) >= 1
-    assert lifecycle.revocation_complete(stored(device))
+    assert lifecycle.revocation_complete(device.record())
     assert [f["status"] for f in device_state(device.deviceid)["files"]] == ["device_revoked"]
 
 

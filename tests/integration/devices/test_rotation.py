@@ -15,7 +15,7 @@ from urllib3 import encode_multipart_formdata
 from client import attestation_sim as sim
 from shared_code.audit.sequencer import load_state
 from shared_code.platform import cosmos
-from shared_code.platform.errors import ServiceUnavailable
+from tests.support.outages import lost_answer
 from tests.support.attestation import APP_ID, android_body, apple_body, attest, chain_for
 from tests.support.audit import entries_since
 from tests.support.devices import DeviceActor, call, json_body, new_key, public_pem, sign
@@ -24,11 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def device(emulators) -> DeviceActor:
-    actor = DeviceActor()
-    assert actor.register()[0] == 201
-    assert actor.attest()[0] == 200
-    return actor
+def device(attested_device) -> DeviceActor:
+    return attested_device
 
 
 def spki_sha256(key) -> str:
@@ -52,17 +49,13 @@ def key_body(actor: DeviceActor, new, *, old=None, new_signer=None, challenge: s
             "signature_by_new_key": sign(new_signer or new, message(challenge, new))}
 
 
-def stored(actor: DeviceActor) -> dict:
-    return cosmos.read_item(cosmos.DEVICES, actor.deviceid, actor.deviceid)
-
-
 def test_a_rotated_key_replaces_the_old_one_which_is_refused_from_then_on(device):
     old, new = device.key, new_key("ed25519")
     before = load_state().size
     status, body = rotate(device, key_body(device, new))
     assert (status, body["message"], body["key_type"], body["trust_level"], body["key_rotations"]) == (
         200, "device_key_rotated", "ed25519", "software", 1)
-    record = stored(device)
+    record = device.record()
     assert record["public_key"] == public_pem(new) and record["key_history"][0]["public_key"] == public_pem(old)
     assert record["key_history"][0]["spki_sha256"] == spki_sha256(old)
     status, answer = device.upload(b"signed by the retired key")
@@ -83,7 +76,7 @@ def test_a_rotation_without_the_old_keys_signature_is_refused(device):
     assert (status, body["message"]) == (401, "invalid_signature")
     status, body = rotate(device, key_body(device, new, new_signer=thief))
     assert (status, body["message"]) == (401, "invalid_signature")
-    assert "key_history" not in stored(device) and stored(device)["public_key"] == public_pem(device.key)
+    assert "key_history" not in device.record() and device.record()["public_key"] == public_pem(device.key)
 
 
 def test_rotation_needs_an_attested_key_a_fresh_challenge_and_a_usable_new_key(device, emulators):
@@ -102,22 +95,13 @@ def test_rotation_needs_an_attested_key_a_fresh_challenge_and_a_usable_new_key(d
     assert (status, body["message"]) == (400, "unusable_key")
 
 
-def test_a_rotation_that_lands_after_its_timeout_is_answered_key_already_current_on_retry(device, monkeypatch):
+def test_a_rotation_that_lands_after_its_timeout_is_answered_key_already_current_on_retry(device):
     new = new_key()
-    original = cosmos.replace_item
-
-    def lands_then_times_out(spec, body, etag):
-        result = original(spec, body, etag)
-        if spec is cosmos.DEVICES and body.get("key_history"):
-            raise ServiceUnavailable(detail="the answer was lost")
-        return result
-
-    monkeypatch.setattr(cosmos, "replace_item", lands_then_times_out)
-    assert rotate(device, key_body(device, new))[0] == 503
-    monkeypatch.setattr(cosmos, "replace_item", original)
+    with lost_answer(cosmos.DEVICES, lambda body: bool(body.get("key_history"))):
+        assert rotate(device, key_body(device, new))[0] == 503
     status, body = rotate(device, key_body(device, new))  # the device retries: still signing with the old key
     assert (status, body["message"]) == (409, "key_already_current")
-    assert stored(device)["public_key"] == public_pem(new)
+    assert device.record()["public_key"] == public_pem(new)
 
 
 # --- hardware devices ----------------------------------------------------------------------------
@@ -138,8 +122,8 @@ def test_a_hardware_device_rotates_with_fresh_evidence_never_down_to_a_software_
     document["signature_by_old_key"] = sign(first, message(challenge, second))
     status, body = rotate(device, document)
     assert (status, body["trust_level"], body["attestation"]["format"]) == (200, "strongbox", "android-key"), body
-    assert stored(device)["key_history"][0]["trust_level"] == "hardware"
-    assert len(stored(device)["evidence"]["certificate_chain"]) == 4
+    assert device.record()["key_history"][0]["trust_level"] == "hardware"
+    assert len(device.record()["evidence"]["certificate_chain"]) == 4
     # evidence for a key the current key did not vouch for: refused
     third = ec.generate_private_key(ec.SECP256R1())
     challenge = device.challenge()
@@ -166,7 +150,7 @@ def test_an_app_attest_device_proves_continuity_with_an_assertion(attestation_se
         sim.apple_assertion(first, message(challenge, second), APP_ID, 1)).decode()
     status, body = rotate(device, document)
     assert (status, body["trust_level"]) == (200, "hardware"), body
-    assert stored(device)["assertion_counter"] == 0
+    assert device.record()["assertion_counter"] == 0
     challenge = device.challenge()
     data = b"after the rotation"
     client_data = f"upload:{challenge}:{hashlib.sha256(data).hexdigest()}".encode()
@@ -199,7 +183,7 @@ def test_a_rotated_token_works_at_once_and_the_old_one_is_dead(device):
     assert call("get_challenge", "GET", "api/challenge", headers=device.headers)[1]["message"] == "invalid_credentials"
     device.token = new
     assert call("get_challenge", "GET", "api/challenge", headers=device.headers)[0] == 200
-    assert "token_hash" not in body and new not in str(stored(device)) and old not in str(stored(device))
+    assert "token_hash" not in body and new not in str(device.record()) and old not in str(device.record())
 
 
 def test_a_leaked_token_alone_cannot_rotate_an_attested_devices_token(device):
