@@ -413,6 +413,24 @@ def simulated_evidence(authority: Any, fmt: str, key: PrivateKey, challenge: str
     return {"format": fmt, "challenge": challenge, "key_id": b64(key_id), "attestation_object": b64(document)}
 
 
+class FunctionKeyClient:
+    """A client of one server's ``AuthLevel.FUNCTION`` endpoints (the audit log, the operator API):
+    ``function_key`` is sent as ``x-functions-key`` (Azure checks it; devhost and Core Tools do not)."""
+
+    def __init__(self, server_url: str, function_key: str | None = None, session: requests.Session | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.headers = {"x-functions-key": function_key} if function_key else {}
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    def _call(self, method: str, route: str, body: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
+        """``method route`` with the query ``params`` that are not ``None`` and the JSON ``body`` if given."""
+        query = {k: v for k, v in params.items() if v is not None}
+        return request_json(self.session, method, self.server_url, route, self.timeout, headers=self.headers,
+                            params=query, **({"json": body} if body is not None else {}))
+
+
 def page_params(page_size: int | None, continuation: str | None) -> dict[str, Any]:
     """Query parameters of a paged listing: ``page_size`` and ``continuation`` when given."""
     params: dict[str, Any] = {}

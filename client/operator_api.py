@@ -14,26 +14,12 @@ from __future__ import annotations
 from typing import Any, Iterator
 from urllib.parse import quote
 
-import requests
-
-from client.device_api import DEFAULT_TIMEOUT, iter_pages, request_json
+from client.device_api import FunctionKeyClient, iter_pages
 
 
-class OperatorClient:
+class OperatorClient(FunctionKeyClient):
     """Calls one server's operator API. ``function_key`` is sent as ``x-functions-key`` (Azure
     ``AuthLevel.FUNCTION``; devhost and Core Tools do not check keys)."""
-
-    def __init__(self, server_url: str, function_key: str | None = None, session: requests.Session | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.server_url = server_url.rstrip("/")
-        self.headers = {"x-functions-key": function_key} if function_key else {}
-        self.session = session or requests.Session()
-        self.timeout = timeout
-
-    def _call(self, method: str, route: str, body: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
-        query = {k: v for k, v in params.items() if v is not None}
-        return request_json(self.session, method, self.server_url, route, self.timeout, headers=self.headers,
-                            params=query, **({"json": body} if body is not None else {}))
 
     @staticmethod
     def _dry_run(dry_run: bool) -> str | None:
