@@ -1,8 +1,9 @@
-"""The revocation sweep: refresh the status list, re-check every stored Android chain; and the
+"""The revocation sweep: refresh the status list, re-check every stored attestation chain; and the
 operator's cascade by one revoked certificate (``POST /operator/attestation/revoke-intermediate``).
 
 Run by the timer ``refresh_attestation_status`` (``%ANDROID_ATTESTATION_STATUS_SCHEDULE%``).
-Devices attested with ``android-key`` keep their raw chain (``evidence.certificate_chain``); the
+Devices attested with ``android-key`` keep their raw chain (``evidence.certificate_chain``), those
+attested with ``apple-appattest`` their attestation object (its ``x5c``); the
 sweep reads them page by page (cross-partition query, :data:`PAGE_SIZE` a page), takes each
 chain's certificate serials and, where one is now REVOKED or SUSPENDED (or is the serial an
 operator names, :func:`revoke_certificate`), acts by ``ATTESTATION_REVOCATION_ACTION``:
@@ -36,7 +37,8 @@ from cryptography import x509
 
 from shared_code.audit import trail
 from shared_code.devices import lifecycle, registry
-from shared_code.devices.attestation import status_list
+from shared_code.devices.attestation import apple, status_list
+from shared_code.devices.attestation.results import APPLE_APPATTEST
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import BadRequest, ServiceUnavailable
@@ -47,11 +49,12 @@ log = logging.getLogger("trustgate.attestation")
 
 PAGE_SIZE = 100
 MAX_PAGES = 1000
-# Every stored Android chain; what to skip is decided per action (trust already revoked for a
+# Every stored chain (Google's list names Android certificates only; an operator may name an
+# Apple one); what to skip is decided per action (trust already revoked for a
 # downgrade, the device already revoked for a revocation), so the query never filters on a field
 # the sweep changes while it pages.
 QUERY = ("SELECT c.id, c.evidence, c.trust_level, c.status, c.revocation_completed_at FROM c "
-         "WHERE c.evidence.format = 'android-key'")
+         "WHERE c.evidence.format = 'android-key' OR c.evidence.format = 'apple-appattest'")
 DOWNGRADE, REVOKE = "downgrade", "revoke"
 ACTIONS = (DOWNGRADE, REVOKE)
 SERIAL_PATTERN = re.compile(r"[0-9A-Fa-f]{1,64}|[0-9A-Fa-f]{1,2}(?::[0-9A-Fa-f]{2}){0,31}")
@@ -81,8 +84,17 @@ class SweepReport:
 
 
 def chain_serials(evidence: dict) -> set[str]:
-    """Lower-case hex serials of a stored chain (certificates that no longer parse are skipped)."""
+    """Lower-case hex serials of a stored chain: an ``android-key`` ``certificate_chain``, or the
+    ``x5c`` of an ``apple-appattest`` attestation object (certificates that no longer parse are
+    skipped)."""
     serials = set()
+    if evidence.get("format") == APPLE_APPATTEST:
+        try:
+            certificates = apple.attestation_certificates(base64.b64decode(evidence.get("attestation_object") or ""))
+        except ValueError:
+            log.warning("a stored App Attest attestation object no longer parses")
+            return serials
+        return {format(c.serial_number, "x") for c in certificates}
     for text in evidence.get("certificate_chain") or []:
         try:
             serials.add(format(x509.load_der_x509_certificate(base64.b64decode(text)).serial_number, "x"))
@@ -127,7 +139,7 @@ def normalize_serial(raw: str) -> str:
 
 
 def matching_devices(refused: frozenset[str]) -> Iterator[tuple[dict, list[str]]]:
-    """``(device item, its listed serials)`` for every stored Android chain holding a serial of
+    """``(device item, its listed serials)`` for every stored chain holding a serial of
     ``refused`` (the item has ``id``, ``evidence``, ``trust_level``, ``status``, ``revocation_completed_at``)."""
     continuation = None
     for _ in range(MAX_PAGES):
@@ -149,7 +161,7 @@ def _pending(item: dict, action: str) -> bool:
 
 def recheck_devices(refused: frozenset[str], now: datetime, action: str | None = None, *,
                     dry_run: bool = False, reason: str | None = None) -> SweepReport:
-    """Act by ``action`` (default ``ATTESTATION_REVOCATION_ACTION``) on every attested Android device
+    """Act by ``action`` (default ``ATTESTATION_REVOCATION_ACTION``) on every hardware-attested device
     whose stored chain holds a serial in ``refused``; a device that cannot be updated is listed in
     ``failed`` and the others are still done. ``dry_run`` counts without changing anything."""
     report = SweepReport(action=action or get_settings().attestation_revocation_action)

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from shared_code.audit.sequencer import load_state
 from shared_code.devices.attestation import sweep
 from shared_code.platform import cosmos
-from tests.support.attestation import SharedIntermediate, android_body, attest, chain_for
+from tests.support.attestation import SharedIntermediate, android_body, apple_body, attest, chain_for
 from tests.support.audit import entries_since
 from tests.support.devices import DeviceActor, call
 from tests.support.lifecycle import device_state, revoke_intermediate
@@ -80,6 +80,15 @@ def test_the_status_list_sweep_applies_the_same_policy(fleet, attestation_settin
     assert sorted(report.revoked) == sorted(a.deviceid for a in shared)
     assert [a.record()["status"] for a in shared] == ["revoked", "revoked"] and other.record().get("status") is None
     assert sweep.refresh_and_recheck().revoked == []
+
+
+def test_an_app_attest_chain_is_matched_too(attestation_settings, pki):
+    device = DeviceActor()
+    assert device.register()[0] == 201
+    assert attest(device, apple_body(pki, ec.generate_private_key(ec.SECP256R1()), device.challenge()))[0] == 200
+    serial = device.record()["attestation"]["serials"][-1]
+    status, body = revoke_intermediate({"serial": serial, "action": "downgrade"})
+    assert (status, body["devices"], device.record()["trust_level"]) == (200, [device.deviceid], "revoked")
 
 
 def test_the_request_is_checked(attestation_settings):
