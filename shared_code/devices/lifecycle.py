@@ -180,7 +180,8 @@ def revoke_device(deviceid: str, reason: str, *, dry_run: bool = False, source: 
         already = stored is None  # a concurrent revocation landed first
         device = stored or read_device(deviceid)
         summary["integrity_dropped"] = int(had_integrity and not already)
-        security_event("device_revoked", level=logging.WARNING, deviceid=deviceid, source=source)
+        if not already:
+            security_event("device_revoked", level=logging.WARNING, deviceid=deviceid, source=source)
     summary["challenges_deleted"] = cascade.delete_challenges(deviceid)
     summary["uploads_cancelled"] = cascade.cancel_uploads(deviceid)
     summary["files_marked"] = cascade.mark_files(deviceid)

@@ -197,11 +197,15 @@ def test_a_mark_that_lands_after_its_timeout_still_revokes_and_the_retry_complet
     assert (status, body["already_revoked"], body["summary"]["files_marked"]) == (200, True, 1)
 
 
-def test_the_purge_timer_completes_a_revocation_nobody_retried(device):
+def test_the_purge_timer_completes_a_revocation_nobody_retried(device, monkeypatch):
+    from azure.functions.timer import TimerRequest
+
     assert device.upload(b"a file")[0] == 200
     with cosmos_outage("query_page", cosmos.FILES):
         assert revoke(device.deviceid)[0] == 503
-    assert lifecycle.complete_interrupted(limit=100, grace_seconds=0) >= 1
+    original = lifecycle.complete_interrupted
+    monkeypatch.setattr(lifecycle, "complete_interrupted", lambda: original(limit=100, grace_seconds=0))
+    HANDLERS["purge_expired_items"](timer=TimerRequest(past_due=False))
     assert lifecycle.revocation_complete(device.record())
     assert [f["status"] for f in device_state(device.deviceid)["files"]] == ["device_revoked"]
 
