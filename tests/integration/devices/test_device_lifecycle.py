@@ -188,6 +188,18 @@ def test_a_revocation_that_fails_half_way_answers_503_and_a_retry_completes_it(b
     assert lifecycle.revocation_complete(device.record())
 
 
+def test_with_blob_storage_down_a_revocation_answers_503_and_decides_nothing(private_stack):
+    """The audit log lives in Blob Storage: a decision that cannot be logged does not take effect."""
+    device = DeviceActor()
+    assert device.register()[0] == 201 and device.attest()[0] == 200
+    before = device.record()
+    private_stack.stop_blob()
+    status, body = revoke(device.deviceid)
+    assert (status, body["message"]) == (503, "service_unavailable")
+    assert call("get_challenge", "GET", "api/challenge", headers=device.headers)[1]["message"] == "challenge_issued"
+    assert {k: v for k, v in device.record().items() if k != "_ts"} == {k: v for k, v in before.items() if k != "_ts"}
+
+
 def test_a_mark_that_lands_after_its_timeout_still_revokes_and_the_retry_completes(device):
     assert device.upload(b"a file")[0] == 200
     with lost_answer(cosmos.DEVICES, lambda body: body.get("status") == "revoked"):
