@@ -9,10 +9,11 @@ The log segments (:mod:`.storage`) are the truth; everything else is derived fro
   retries with the next ``seq``.
 - **Tree state.** Cosmos item ``audit_state/log`` = ``{size, offset, tile_offset, range}``: the
   next entry's position and the compact range of the first ``size`` leaves (O(log n) hashes), so
-  an append costs O(log n) and never rebuilds the tree. It is replaced with its etag; a lost race
-  keeps whichever state is further along (both are prefixes of the same segments). It may lag the
-  segments; whoever next reads the segments past it (an append that meets 412, the checkpoint
-  timer) folds the missing records in.
+  an append costs O(log n) and never rebuilds the tree. Each process keeps the state it last
+  folded in memory and stores it every :data:`SAVE_EVERY` entries (so an append is one storage
+  call), replaced with its etag; a lost race keeps whichever state is further along (both are
+  prefixes of the same segments). It may lag the segments; whoever next reads the segments past
+  it (an append that meets 412, a new process, the checkpoint timer) folds the missing records in.
 - **Derived writes of a fold**, done before the state moves past them, each idempotent: the
   level-0 hash tile when 256 leaves complete, each completed node of height 8, 16, … into its
   upper tile, and an ``audit_index`` item per device an entry names.
@@ -24,10 +25,11 @@ Crash (or timeout: the write may still land later) after each step of :func:`app
    the log holds a decision that did not take effect (a log entry never lacks for an effect; the
    converse is documented). The next append at that offset gets 412 and folds it in.
 2. after the append succeeded, before the fold's derived writes: the entry is durable and the
-   request succeeds; the state lags by one. The next append gets 412 at the stale offset, reads
-   the record and does the fold (tiles, index) itself.
-3. after some derived writes, before the state is replaced: as 2; the writes repeat harmlessly.
-4. after the state replace: nothing left to do.
+   request succeeds; the stored state lags (by fewer than :data:`SAVE_EVERY` entries). The next
+   append from a process without the entry in memory gets 412 at the stale offset, reads the
+   records and does the fold (tiles, index) itself.
+3. after some derived writes, before the state is stored: as 2; the writes repeat harmlessly.
+4. after the state is stored: nothing left to do.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ log = logging.getLogger("trustgate.audit")
 STATE_ID = "log"
 MAX_ATTEMPTS = 64
 MAX_SAVE_ATTEMPTS = 8
+#: The tree state item is stored after every this many entries (and by every catch-up and
+#: checkpoint), so it lags the segments by fewer entries than this: a new process or another
+#: instance folds at most that many records to catch up.
+SAVE_EVERY = 16
 
 
 @dataclass
@@ -185,7 +191,8 @@ def catch_up(state: TreeState, save: bool = True) -> TreeState:
     except ValueError as exc:
         log.error("audit log cannot be folded: %s", exc)
         raise ServiceUnavailable(detail="the audit log is inconsistent; see the server log") from exc
-    return save_state(state) if save and (folded or state.etag is None) else state
+    behind = folded or state.etag is None or state.size > stored.size  # the stored state lags
+    return save_state(state) if save and behind else state
 
 
 def append(make_entry: Callable[[int], bytes]) -> int:
@@ -200,6 +207,7 @@ def append(make_entry: Callable[[int], bytes]) -> int:
     global _cached
     with _lock:
         state = _cached.copy() if _cached else load_state()
+        caught_up = False  # other writers' records were folded in: store the state now
         for attempt in range(MAX_ATTEMPTS):
             seq = state.size
             entry = make_entry(seq)
@@ -213,13 +221,16 @@ def append(make_entry: Callable[[int], bytes]) -> int:
                     # Another writer's record: move to the true end and retry at once (the winners
                     # store the state; a short random pause spreads a crowd of losers).
                     _cached = None
-                    state = catch_up(state, save=False)
+                    state, caught_up = catch_up(state, save=False), True
                     time.sleep(random.uniform(0, 0.002 * attempt))
                     continue
             _cached = None
             try:
                 _fold(state, seq, state.offset + len(record) if (seq + 1) % storage.SEGMENT_ENTRIES else 0, entry)
-                _cached = save_state(state)
+                # The segments are the truth and the state may lag them (module docstring), so it
+                # is stored every SAVE_EVERY entries, not per entry: one storage call per append.
+                due = caught_up or state.etag is None or state.size % SAVE_EVERY == 0
+                _cached = save_state(state) if due else state
             except (ServiceUnavailable, ValueError) as exc:
                 log.warning("audit entry %d is stored; folding it failed (%s), the next append repairs", seq, exc)
             return seq
