@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -194,3 +197,40 @@ def test_the_timer_publishes_only_when_the_log_grew_and_the_interval_passed(clea
     assert checkpoints.publish_if_due() is None  # too soon
     assert checkpoints.publish_if_due(utc_now() + timedelta(seconds=61)).size == 1
     assert checkpoints.publish_if_due(utc_now() + timedelta(seconds=600)) is None  # nothing new
+
+
+def test_concurrent_decisions_of_one_process_share_blocks_and_keep_one_order(clean_log, monkeypatch):
+    blocks = []
+    real = storage.append_at
+
+    def slow_append(name, data, position):
+        blocks.append(len(data))
+        time.sleep(0.05)  # a storage round trip, during which the other callers queue up
+        return real(name, data, position)
+    monkeypatch.setattr(storage, "append_at", slow_append)
+    with ThreadPoolExecutor(24) as pool:
+        seqs = list(pool.map(lambda n: _record(n), range(48)))
+    assert sorted(seqs) == list(range(48))  # each entry once, no gap
+    assert len(blocks) < 48 / 4  # group commit: far fewer blocks than entries
+    entries = _all_entries()
+    assert [e["seq"] for e in entries] == list(range(48))
+    assert sorted(e["objects"]["n"] for e in entries) == list(range(48))
+    assert {e["objects"]["n"]: e["seq"] for e in entries} == {n: seq for n, seq in zip(range(48), seqs)}
+
+
+def test_a_failed_block_fails_every_decision_in_it_and_logs_none(clean_log, monkeypatch):
+    real = storage.append_at
+    gate = threading.Event()
+
+    def failing(name, data, position):
+        gate.wait(2)
+        raise ServiceUnavailable(detail="down")
+    monkeypatch.setattr(storage, "append_at", failing)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(_record, n) for n in range(8)]
+        time.sleep(0.2)
+        gate.set()
+        errors = [f.exception() for f in futures]
+    assert all(isinstance(e, ServiceUnavailable) for e in errors)
+    monkeypatch.setattr(storage, "append_at", real)
+    assert _record(100) == 0 and [e["objects"]["n"] for e in _all_entries()] == [100]
