@@ -20,7 +20,7 @@ from typing import Any
 from shared_code.devices import challenges
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
-from shared_code.platform.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches
+from shared_code.platform.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches, sha256_hex
 from shared_code.platform.errors import Conflict, Forbidden, ServiceUnavailable, Unauthorized
 from shared_code.platform.timeutil import to_iso, utc_now
 
@@ -88,25 +88,33 @@ def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, An
 def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, signature: bytes) -> dict[str, Any]:
     """Bind ``key`` to ``device`` after it proved possession by signing ``attest:{challenge}``.
 
-    Idempotent for the same key. Raises :class:`Unauthorized` ``invalid_signature`` /
-    ``invalid_challenge`` (401), and :class:`Conflict` ``already_attested`` (409) when the
-    device is bound to another key (also when a concurrent attestation with another key won).
+    Idempotent for the same key. Steps, and what a caller sees if the process dies or the storage
+    call times out right after each: (1) claim the challenge for this key: nothing changed, the
+    challenge serves only this attestation; (2) the device record's replace on its etag: the
+    key is bound (also when this lands after a timeout: the caller got 503, a retry of the same
+    request answers 200); (3) delete the challenge (best effort). A retry of the same request
+    continues where it stopped.
+
+    Raises :class:`Unauthorized` ``invalid_signature`` / ``invalid_challenge`` (401), and
+    :class:`Conflict` ``already_attested`` (409) when the device is bound to another key (also
+    when a concurrent attestation with another key won).
     """
     if not key.verify(signature, attestation_message(challenge)):
         raise Unauthorized("invalid_signature", "the signature does not verify with public_key")
-    if device.get("public_key") and device["public_key"] != key.pem:
-        raise Conflict("already_attested", "the device is already attested with another key")
-    challenges.consume_challenge(device["id"], challenge)
     if device.get("public_key") == key.pem:
-        return device
+        return device  # done before (a retry of this request, or the same key again): nothing to change
+    if device.get("public_key"):
+        raise Conflict("already_attested", "the device is already attested with another key")
+    claimed = challenges.claim_challenge(device["id"], challenge, ATTEST_PREFIX + sha256_hex(key.pem))
     updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(utc_now())}
     try:
         stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
     except cosmos.EtagMismatch:
         current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"])
-        if current and current.get("public_key") == key.pem:
-            return current
-        raise Conflict("already_attested", "the device is already attested with another key") from None
+        if current is None or current.get("public_key") != key.pem:
+            raise Conflict("already_attested", "the device is already attested with another key") from None
+        stored = current
+    challenges.finish(claimed)
     log.info("device attested: %s (%s)", device["id"], key.key_type)
     return stored
 

@@ -34,11 +34,14 @@ def get_service_client() -> BlobServiceClient:
         if _client is None:
             settings = get_settings()
             options = {
+                # Per socket operation: STORAGE_TIMEOUT_SECONDS without a byte from the service is
+                # a fault, as for Cosmos, so a stalled service answers 503 within seconds.
                 "connection_timeout": settings.storage_timeout_seconds,
-                "read_timeout": max(settings.storage_timeout_seconds, 30),
+                "read_timeout": settings.storage_timeout_seconds,
                 # The SDK default backs off 15 s, then 60 s: far longer than an HTTP caller waits.
-                # Two retries after ~1 s and ~4 s let a blip pass and an outage surface as a 503.
-                "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=3, retry_total=2, random_jitter_range=1),
+                # Two retries after ~2 s and ~4 s (initial_backoff + increment_base ** n for the
+                # n-th retry, ±1 s) let a blip pass and an outage surface as a 503.
+                "retry_policy": ExponentialRetry(initial_backoff=0, increment_base=2, retry_total=2, random_jitter_range=1),
                 "max_single_put_size": 8 * 1024 * 1024,
                 "max_block_size": 8 * 1024 * 1024,
             }

@@ -68,6 +68,23 @@ def call(name: str, method: str, path: str, *, headers: dict | None = None, body
     return resp.status_code, json.loads(resp.get_body())
 
 
+def run_blob_trigger(blob_name: str) -> None:
+    """Invoke the upload blob trigger for ``blob_name`` (relative to the uploads container) the way
+    the host does: an InputStream with the content, properties and metadata."""
+    from shared_code.platform import blobs
+    from shared_code.platform.config import get_settings
+
+    container = get_settings().uploads_container
+    client = blobs.container_client(container).get_blob_client(blob_name)
+    props = client.get_blob_properties()
+    stream = func.blob.InputStream(
+        data=client.download_blob().readall(), name=f"{container}/{blob_name}", uri=client.url,
+        length=props.size, blob_properties={"ContentType": props.content_settings.content_type},
+        metadata=dict(props.metadata),
+    )
+    HANDLERS["record_upload"](stream)
+
+
 def json_body(document: Any) -> tuple[dict, bytes]:
     return {"content-type": "application/json"}, json.dumps(document).encode()
 

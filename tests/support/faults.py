@@ -141,7 +141,7 @@ class Fault:
 
     match: Match
     nth: int
-    kind: str  # "freeze" | "freeze_after" | "hold" | "action"
+    kind: str  # "freeze" | "freeze_after" | "hold" | "hold_after" | "action"
     action: Callable[[], None] | None = None
     seen: int = 0
     fired: threading.Event = field(default_factory=threading.Event)
@@ -166,7 +166,7 @@ class _Link:
         self.requests = h11.Connection(h11.SERVER)    # parses what the app sends
         self.responses = h11.Connection(h11.CLIENT)   # parses what the emulator answers
         self.pending: list[RequestHead] = []           # sent to the emulator, not yet fully answered
-        self.freeze_after: set[int] = set()            # ids of pending heads whose answer freezes the emulator
+        self.held_answers: dict[int, Fault] = {}       # id(pending head) → the fault that holds its answer
         self.client_gone = False
         self.closed = False
         self.parse_failed = False
@@ -265,9 +265,10 @@ class _Link:
                     event = self.responses.next_event()
                     if event is h11.NEED_DATA or event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
                         break
-                    if isinstance(event, h11.Response) and self.pending and id(self.pending[0]) in self.freeze_after:
-                        self.freeze_after.discard(id(self.pending[0]))
-                        hold = self.proxy._freeze_after_answer(self.pending[0])
+                    if isinstance(event, h11.Response) and self.pending:
+                        fault = self.held_answers.pop(id(self.pending[0]), None)
+                        if fault is not None:
+                            hold = self.proxy._answered(fault)
                     if isinstance(event, h11.EndOfMessage) and self.pending:
                         self.pending.pop(0)
                         if self.responses.our_state is h11.DONE and self.responses.their_state is h11.DONE:
@@ -303,7 +304,6 @@ class FaultProxy:
         self._faults: list[Fault] = []
         self._links: list[_Link] = []
         self._frozen = False
-        self._freeze_after: dict[int, Fault] = {}  # id(pending head) → its freeze_after fault
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -344,13 +344,15 @@ class FaultProxy:
         finally:
             self._disarm(fault)
             self.resume()
+            fault.released.set()
             self.settle()
 
     @contextlib.contextmanager
-    def hold(self, match: Match, nth: int = 1) -> Iterator[Fault]:
-        """Inside the block, hold back only the ``nth`` request matching ``match`` (the emulator
-        serves every other request); on leaving, forward it and wait until it was answered."""
-        fault = self._arm(match, nth, "hold")
+    def hold(self, match: Match, nth: int = 1, *, after_response: bool = False) -> Iterator[Fault]:
+        """Inside the block, hold back only the ``nth`` request matching ``match`` (or, with
+        ``after_response``, only its answer, once the emulator processed it) while the emulator
+        serves every other request; on leaving, forward it and wait until it was answered."""
+        fault = self._arm(match, nth, "hold_after" if after_response else "hold")
         try:
             yield fault
             fault.wait_fired(timeout=0)
@@ -397,10 +399,9 @@ class FaultProxy:
             if fault.kind == "freeze":
                 self._freeze()
                 fault.fired.set()
-            elif fault.kind == "freeze_after":
+            elif fault.kind in ("freeze_after", "hold_after"):
                 with self._lock:
-                    link.freeze_after.add(id(head))
-                    self._freeze_after[id(head)] = fault
+                    link.held_answers[id(head)] = fault
             elif fault.kind == "hold":
                 fault.fired.set()
                 fault.released.wait()
@@ -409,9 +410,11 @@ class FaultProxy:
                 fault.action()
                 fault.fired.set()
 
-    def _freeze_after_answer(self, head: RequestHead) -> Fault:
-        fault = self._freeze_after.pop(id(head))
-        self._freeze()
+    def _answered(self, fault: Fault) -> Fault:
+        """The emulator answered the request of ``fault``: freeze it (``freeze_after``) or not
+        (``hold_after``); either way the answer waits for the fault's release."""
+        if fault.kind == "freeze_after":
+            self._freeze()
         fault.fired.set()
         return fault
 
@@ -422,14 +425,11 @@ class FaultProxy:
                 self._frozen = True
 
     def resume(self) -> None:
-        """Let the emulator run again (SIGCONT) and release every held answer."""
+        """Let the emulator run again (SIGCONT)."""
         with self._lock:
             if self._frozen:
                 os.kill(self.process.pid, signal.SIGCONT)
                 self._frozen = False
-            held = list(self._freeze_after.values())
-        for fault in held:
-            fault.released.set()
 
     def settle(self, timeout: float = 15) -> None:
         """Wait until the emulator has answered every request it received (the late writes landed)."""

@@ -15,7 +15,8 @@ import pytest
 from client.envelope import seal
 from shared_code.filestore import kms
 from shared_code.platform import cosmos
-from tests.support.faults import COSMOS_WRITES, cosmos_op
+from shared_code.platform.config import get_settings
+from tests.support.faults import COSMOS_WRITES, blob_op, cosmos_op
 from tests.support.files import User, unique_name
 
 pytestmark = pytest.mark.integration
@@ -141,3 +142,32 @@ def test_a_grant_landing_late_never_undoes_a_revoke_acknowledged_after_it(faults
         assert alice.grant(name, bob.email)[0] == 503
         assert alice.revoke(name, bob.email)[0] == 200
     assert not _bob_can_read(bob, name)
+
+
+# --- encrypted uploads ------------------------------------------------------------------------
+
+@pytest.fixture
+def sealed_upload(users):
+    alice, _ = users
+    name = unique_name("upload")
+    status, body = alice.public_key(name)
+    assert status == 200
+    return alice, name, seal(b"ciphertext, please", name, base64.b64decode(body["kms_public_key"]))
+
+
+def test_the_sdks_retry_of_an_upload_whose_answer_was_lost_succeeds(faults, sealed_upload):
+    alice, name, sealed = sealed_upload
+    put = blob_op("put_blob", get_settings().encrypted_files_container)
+    with faults.blob.hold(put, after_response=True):
+        status, body = alice.upload(name, sealed)
+    assert (status, body["message"]) == (200, "upload_success")
+    assert faults.blob.count(put) == 2  # the first landed, its answer was lost; the retry met it
+    assert alice.download(name)[1]["encrypted_data"] == base64.b64encode(sealed.encrypted_data).decode()
+
+
+def test_a_stalled_upload_lands_and_its_retry_says_exactly_why_not(faults, sealed_upload):
+    alice, name, sealed = sealed_upload
+    with faults.blob.freeze(blob_op("put_blob", get_settings().encrypted_files_container)):
+        assert alice.upload(name, sealed)[0] == 503
+    assert alice.upload(name, sealed)[1]["message"] == "file_exists"
+    assert alice.download(name)[1]["encrypted_data"] == base64.b64encode(sealed.encrypted_data).decode()
