@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from devhost.mailbox import Mailbox
 from shared_code.accounts import otp, registration, signin
+from tests.support.devices import call, json_body
 from tests.support.mail import latest_otp, otp_count
 
 
@@ -60,3 +61,30 @@ def new_user(mailbox: Mailbox, email: str | None = None, password: str | None = 
     user = register_user(mailbox, email, password)
     login_user(mailbox, user)
     return user
+
+
+# --- through the HTTP handlers ------------------------------------------------------------------
+
+def api_post(name: str, document: dict, headers: dict | None = None) -> tuple[int, dict]:
+    """POST ``document`` as JSON to the handler (and route) ``name``; returns ``(status, body)``."""
+    h, b = json_body(document)
+    return call(name, "POST", name, headers={**h, **(headers or {})}, body=b)
+
+
+def api_register(mailbox: Mailbox, email: str, password: str,
+                 purpose_email: str | None = None) -> tuple[tuple[int, dict], str | None]:
+    """POST /register; returns (status, body) and the mailed code (None when no mail was sent)."""
+    address = (purpose_email or email).strip().lower()
+    before = otp_count(mailbox, address, otp.REGISTER)
+    result = api_post("register", {"email": email, "password": password})
+    code = latest_otp(mailbox, address, otp.REGISTER, after=before) if result[0] == 200 else None
+    return result, code
+
+
+def api_login(mailbox: Mailbox, email: str, password: str) -> tuple[tuple[int, dict], str | None]:
+    """POST /login; returns (status, body) and the mailed code (None when no mail was sent)."""
+    address = email.strip().lower()
+    before = otp_count(mailbox, address, otp.LOGIN)
+    result = api_post("login", {"email": email, "password": password})
+    code = latest_otp(mailbox, address, otp.LOGIN, after=before) if result[0] == 200 else None
+    return result, code
