@@ -10,7 +10,13 @@ Flow of :func:`verify_token`, after Google's server-side guidance
 3. the stateless checks of :mod:`shared_code.devices.integrity.policy`, and for a classic request the
    nonce: it must be a live challenge issued to this device by ``/api/challenge``, and is
    consumed (``nonce``); for a standard request ``requestHash`` must equal the declared hash;
-4. store the result on the device record (latest verdict wins) and return it.
+4. store the result on the device record (latest verdict wins) and return it; a result that
+   fails ``token_unused`` is only answered: a replayed token says nothing new about the device.
+
+Crash safety: if the verdict's write to the device times out, the caller got 503 and the verdict
+may land. A retry with the same token answers ``token_unused`` (and ``nonce``), saying exactly why,
+and leaves the device's stored verdict as it is (``GET /api/device`` shows it); a new token from
+the app gets a new verdict.
 """
 
 from __future__ import annotations
@@ -96,7 +102,8 @@ def verify_token(device: dict[str, Any], token: str, request_hash: str | None = 
         "failed_checks": failed,
         "checked_at": to_iso(now),
     }
-    registry.record_integrity(device, result)
+    if policy.TOKEN_UNUSED not in failed:
+        registry.record_integrity(device, result)
     log.info("integrity verdict for %s: valid=%s failed=%s", device["id"], result["valid"], ",".join(failed))
     return result
 
