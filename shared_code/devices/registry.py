@@ -43,12 +43,16 @@ def attestation_message(challenge: str) -> bytes:
 def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
     """Register a new device; returns its record.
 
-    Atomic create on the id: of N concurrent registrations of one id exactly one succeeds.
-    Raises :class:`Conflict` ``device_exists`` when the id is taken.
+    One write, an atomic create on the id: of N concurrent registrations of one id exactly one
+    succeeds. If it times out and lands later the caller got 503 and the device is registered;
+    a retry with the same ``device_token`` finds its own registration and succeeds again (so
+    does any repeat with that token: it changes nothing).
+    Raises :class:`Conflict` ``device_exists`` when the id is taken under another token.
     """
+    pepper = get_settings().device_token_pepper
     record = {
         "id": deviceid,
-        "token_hash": keyed_hash(get_settings().device_token_pepper, device_token),
+        "token_hash": keyed_hash(pepper, device_token),
         "registered_at": to_iso(utc_now()),
         "public_key": None,
         "key_type": None,
@@ -57,6 +61,9 @@ def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
     try:
         created = cosmos.create_item(cosmos.DEVICES, record)
     except cosmos.AlreadyExists:
+        existing = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
+        if existing is not None and keyed_hash_matches(pepper, device_token, existing["token_hash"]):
+            return existing
         raise Conflict("device_exists", "a device with this deviceid is already registered") from None
     log.info("device registered: %s", deviceid)
     return created

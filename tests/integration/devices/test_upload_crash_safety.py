@@ -96,3 +96,14 @@ def test_a_stalled_attestation_is_completed_by_the_same_request(faults, after_re
     assert (status, body["message"]) == (200, "device_attested")
     actor.key = key
     assert actor.upload(DATA)[0] == 200
+
+
+@pytest.mark.parametrize("after_response", [False, True], ids=["lands-late", "answer-lost"])
+def test_a_stalled_registration_is_completed_by_the_same_request_and_refused_to_others(faults, after_response):
+    actor = DeviceActor()
+    with faults.cosmos.freeze(cosmos_op("create", cosmos.DEVICES.name), after_response=after_response):
+        assert actor.register()[0] == 503
+    assert actor.register() == (201, {"code": 201, "message": "device_registered", "deviceid": actor.deviceid})
+    stranger = DeviceActor(deviceid=actor.deviceid)  # same id, another token
+    assert stranger.register()[1]["message"] == "device_exists"
+    assert actor.challenge()
