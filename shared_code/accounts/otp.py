@@ -112,7 +112,8 @@ def send_code(email: str, purpose: str, payload: dict[str, Any] | None = None) -
     """Mail a new code to ``email`` for ``purpose``, then store it (replacing the previous code).
 
     The mail is sent first: when SMTP fails nothing is stored and the previous code stays as it
-    was. Returns the expiry. Raises :class:`~shared_code.platform.errors.TooManyRequests`
+    was. If the store then times out, the caller got 503 after the mail went out; the mailed code
+    works once the store lands, and a retry mails a new code that replaces it. Returns the expiry. Raises :class:`~shared_code.platform.errors.TooManyRequests`
     ``rate_limited`` when ``email`` already had ``MAIL_RATE_LIMIT_PER_HOUR`` mails this hour
     (:mod:`shared_code.accounts.throttle`; nothing is mailed or stored), and
     :class:`~shared_code.platform.errors.ServiceUnavailable` (``mail_unavailable`` or the database's) on

@@ -10,6 +10,10 @@ An item holds ``scope``, ``one_time``, ``created_at``, ``expires_at`` and a Cosm
 - A one-time token is consumed by deleting its item: Cosmos lets exactly one of any number of
   concurrent deletes succeed, so exactly one concurrent verification sees it valid.
 - Revocation (RFC 7009) deletes the item; a revoked token verifies ``False`` at once.
+
+Each operation is one write. After a timeout the write may land: an issued token nobody received
+expires unused, a one-time token may be used up (a retried verification answers ``False``), a
+revocation may be done (a retry answers the same).
 """
 
 from __future__ import annotations
