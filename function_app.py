@@ -7,6 +7,7 @@ time, so indexing never fails with "0 functions found".
 import azure.functions as func
 
 from functions.accounts import accounts_bp
+from functions.audit import audit_bp
 from functions.datastore import datastore_bp
 from functions.devices import devices_bp
 from functions.health import health_bp
@@ -28,5 +29,6 @@ for blueprint in (
     tokens_bp,
     maintenance_bp,
     messages_bp,
+    audit_bp,
 ):
     app.register_functions(blueprint)

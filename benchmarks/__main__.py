@@ -2,8 +2,10 @@
 
 Order: import time first (no emulators running yet, so the machine is quiet), then one emulator
 pair for the rest: latency against an in-process devhost, then throughput/RSS against a devhost
-subprocess. Ends with a compact summary block. ``--only`` runs a subset. Prints figures only;
-nothing is asserted, and the exit code is non-zero only if a benchmark could not run.
+subprocess, then the per-request cost of the hot endpoints (``requests``). Ends with a compact
+summary block. ``--only`` runs a subset. Prints figures; no speed target is asserted. Exit code 3
+when a security guarantee broke during the run (a one-time token valid twice, a revoked token
+valid), non-zero too when a benchmark could not run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "tokens")
+SECTIONS = ("imports", "latency", "uploads", "requests", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_example_settings_if_needed()
 
-    from benchmarks import import_time, latency, stack, tokens, uploads
+    from benchmarks import import_time, latency, per_request, stack, uploads
 
     started = time.perf_counter()
     print(f"TrustGate benchmarks  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  Python {platform.python_version()}  "
@@ -38,20 +40,30 @@ def main(argv: list[str] | None = None) -> int:
     imports = lat = ups = toks = None
     if "imports" in options.only:
         imports = import_time.run()
-    if {"latency", "uploads", "tokens"} & set(options.only):
+    if {"latency", "uploads", "requests"} & set(options.only):
         with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
             if "latency" in options.only:
                 with stack.in_process_devhost() as base_url:
                     lat = latency.run(base_url, Path(tmp))
             if "uploads" in options.only:
                 ups = uploads.run(settings, Path(tmp))
-            if "tokens" in options.only:
-                toks = tokens.run(settings, Path(tmp))
-    _summary(imports, lat, ups, time.perf_counter() - started, toks)
+            if "requests" in options.only:
+                try:
+                    toks = per_request.run(settings, Path(tmp), settings.pids)
+                except per_request.GuaranteeBroken as broken:
+                    print(f"GUARANTEE BROKEN: {broken}", file=sys.stderr, flush=True)
+                    return 3
+    audit_figures = None
+    if "audit" in options.only:  # a fresh emulator pair: the proof log starts from an empty tree
+        from benchmarks import audit
+
+        with stack.emulators():
+            audit_figures = audit.run()
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -75,8 +87,16 @@ def _summary(imports, lat, ups, elapsed: float, toks=None) -> None:
                      f"(N={imports.runs}; azure.functions alone {imports.azure_functions_ms:.0f} ms; "
                      f"via {', '.join(f'{name} {ms:.0f}' for name, ms in imports.dependencies[:4])} ms)")
     if toks:
-        lines.append("verify_token p50/p95 ms, req/s by concurrent clients: " + "; ".join(
-            f"{lv.clients}: {lv.ms.p50:.1f}/{lv.ms.p95:.1f}, {lv.requests_per_s:.0f}/s" for lv in toks))
+        from benchmarks.per_request import summary_line
+
+        lines.append(summary_line(toks))
+    if audit_figures:
+        a = audit_figures
+        lines.append(f"audit append p50/p95 {a.append_ms.p50:.1f}/{a.append_ms.p95:.1f} ms "
+                     f"({a.append_round_trips:.2f} storage calls); added p50 on " + "; ".join(
+                         f"{name} {w.p50 - wo.p50:+.1f} ms" for name, w, wo in a.endpoints)
+                     + f"; proofs at 10^5: inclusion {a.inclusion_cold.p50:.1f} ms cold ({a.reads_inclusion:.1f} reads), "
+                       f"{a.inclusion_warm.p50:.2f} ms warm, consistency {a.consistency_cold.p50:.1f} ms cold")
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 

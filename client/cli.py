@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     from client.integrity_cli import add_integrity_commands  # here: it imports this module's helpers
 
     add_integrity_commands(commands, device_commands, common)
+    from client.audit_cli import add_audit_commands  # here: it imports this module's helpers
+
+    add_audit_commands(commands, common, _server_url)
     return parser
 
 

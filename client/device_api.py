@@ -209,12 +209,7 @@ class DeviceClient:
         Each file is ``{file_id, name, size, content_type, sha256, status, uploaded_at}``, newest
         first. Pass the returned ``continuation`` back to get the next page.
         """
-        params: dict[str, Any] = {}
-        if page_size is not None:
-            params["page_size"] = page_size
-        if continuation:
-            params["continuation"] = continuation
-        return self._request("GET", "/api/files", params=params)
+        return self._request("GET", "/api/files", params=page_params(page_size, continuation))
 
     def iter_files(self, page_size: int | None = None, continuation: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield every file of the device (from ``continuation`` if given), newest first, page by page.
@@ -242,6 +237,12 @@ class DeviceClient:
         key_type, attested_at, integrity}}`` (``integrity``: the latest ``/verify`` result or ``None``)."""
         return self._request("GET", "/api/device")
 
+    def audit(self, page_size: int | None = None, continuation: str | None = None) -> dict[str, Any]:
+        """``GET /api/device/audit`` → ``{checkpoint, size, root, entries: [{index, entry, proof}],
+        continuation}``: the audit entries about this device with inclusion proofs (base64) for
+        the signed checkpoint (verify them with :mod:`client.audit_merkle`)."""
+        return self._request("GET", "/api/device/audit", params=page_params(page_size, continuation))
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _request(self, method: str, route: str, *, auth: bool = True,
@@ -251,6 +252,16 @@ class DeviceClient:
             all_headers["deviceid"] = self.deviceid
             all_headers["deviceToken"] = self._device_token
         return request_json(self.session, method, self.server_url, route, self.timeout, headers=all_headers, **kwargs)
+
+
+def page_params(page_size: int | None, continuation: str | None) -> dict[str, Any]:
+    """Query parameters of a paged listing: ``page_size`` and ``continuation`` when given."""
+    params: dict[str, Any] = {}
+    if page_size is not None:
+        params["page_size"] = page_size
+    if continuation:
+        params["continuation"] = continuation
+    return params
 
 
 def request_json(session: requests.Session, method: str, server_url: str, route: str, timeout: float,

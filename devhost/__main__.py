@@ -3,7 +3,9 @@
 ``run`` loads ``local.settings.json`` (or, when there is none, ``local.settings.example.json``),
 starts Azurite and cosmosdb-server unless ``DEVHOST_EMULATORS=0`` (then the settings' endpoints
 are used as they are), provisions the database and containers, and serves ``function_app.app``
-on ``PORT`` (default 7071; ``DEVHOST_HOST``, default 127.0.0.1) until Ctrl-C or SIGTERM.
+on ``PORT`` (default 7071; ``DEVHOST_HOST``, default 127.0.0.1) until Ctrl-C or SIGTERM, with
+``FUNCTIONS_WORKER_PROCESS_COUNT`` HTTP worker processes (default: one per CPU) of
+``PYTHON_THREADPOOL_THREAD_COUNT`` threads each, as the Functions host runs them.
 Environment variables override every setting.
 """
 
@@ -107,6 +109,7 @@ def run() -> int:
     with local_emulators():
         from devhost.provision import provision
         from devhost.server import serving
+        from devhost.workers import default_worker_count
         from shared_code.platform.config import reset_settings
 
         reset_settings()
@@ -120,7 +123,8 @@ def run() -> int:
         port = int(get_number("PORT", 7071, minimum=0))
         with contextlib.ExitStack() as stack:
             try:
-                running = stack.enter_context(serving(function_app.app, host=host, port=port))
+                running = stack.enter_context(serving(function_app.app, host=host, port=port,
+                                                      worker_processes=default_worker_count(), app_ref="function_app:app"))
             except OSError as exc:
                 log.error("cannot listen on %s:%d: %s (set PORT to use another port)", host, port, exc.strerror or exc)
                 return 1

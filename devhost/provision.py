@@ -16,7 +16,8 @@ from shared_code.platform.config import get_settings
 def blob_container_names() -> list[str]:
     """Every blob container the app uses, by its configured name."""
     settings = get_settings()
-    return [settings.uploads_container, settings.encrypted_files_container, settings.messages_container]
+    return [settings.uploads_container, settings.encrypted_files_container, settings.messages_container,
+            settings.audit_container]
 
 
 def provision() -> None:

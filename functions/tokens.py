@@ -23,7 +23,7 @@ def generate_token(req: func.HttpRequest) -> func.HttpResponse:
     client = access.admit(req.headers, "generate_token")
     body = read_json_object(req) if req.get_body() else {}
     ttl, one_time, scope = bearer_tokens.validate_request(body.get("ttl_seconds"), body.get("one_time"), body.get("scope"))
-    issued = bearer_tokens.issue_token(ttl, one_time, scope)
+    issued = bearer_tokens.issue_token(ttl, one_time, scope, client_address=client)
     expires_at = to_iso(issued.expires_at)
     security_event("token_issued", client=client, token_ref=token_ref(issued.token_hash), one_time=one_time,
                    scope=scope, expires_at=expires_at)
@@ -48,6 +48,6 @@ def revoke_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /revoke_token {token} → 200 whether or not the token existed (RFC 7009) / 400 / 403."""
     client = access.admit(req.headers, "revoke_token", rate_limited=False)
     token = require_string(read_json_object(req), "token", max_length=1024)
-    token_hash, removed = bearer_tokens.revoke_token(token)
+    token_hash, removed = bearer_tokens.revoke_token(token, client_address=client)
     security_event("token_revoked", client=client, token_ref=token_ref(token_hash), removed=removed)
     return json_response(200, "token_revoked")

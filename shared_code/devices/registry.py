@@ -17,6 +17,7 @@ import logging
 import re
 from typing import Any
 
+from shared_code.audit import trail
 from shared_code.devices import challenges
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
@@ -43,11 +44,17 @@ def attestation_message(challenge: str) -> bytes:
 def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
     """Register a new device; returns its record.
 
-    One write, an atomic create on the id: of N concurrent registrations of one id exactly one
-    succeeds. If it times out and lands later the caller got 503 and the device is registered;
-    a retry with the same ``device_token`` finds its own registration and succeeds again (so
-    does any repeat with that token: it changes nothing).
-    Raises :class:`Conflict` ``device_exists`` when the id is taken under another token.
+    Atomic create on the id: of N concurrent registrations of one id exactly one succeeds.
+    Audited (``device_registered``) before the record is created; an id already taken is refused
+    without an entry. Raises :class:`Conflict` ``device_exists`` when the id is taken under
+    another token, :class:`ServiceUnavailable` when the audit log or Cosmos DB is down (then no
+    device exists; a log entry may, see :mod:`shared_code.audit.trail`). A registration that
+    loses the race to a concurrent one for the same id after its entry was written answers 409
+    like any other.
+
+    If the create times out and lands later the caller got 503 and the device is registered; a
+    retry with the same ``device_token`` finds its own registration and answers it again without
+    a new entry (so does any repeat with that token: it changes nothing).
     """
     pepper = get_settings().device_token_pepper
     record = {
@@ -58,15 +65,24 @@ def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
         "key_type": None,
         "attested_at": None,
     }
+    existing = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
+    if existing is not None:
+        return _same_registration(existing, device_token)
+    trail.record("device_registered", actor=trail.device_actor(deviceid), objects={"device": deviceid})
     try:
         created = cosmos.create_item(cosmos.DEVICES, record)
     except cosmos.AlreadyExists:
-        existing = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
-        if existing is not None and keyed_hash_matches(pepper, device_token, existing["token_hash"]):
-            return existing
-        raise Conflict("device_exists", "a device with this deviceid is already registered") from None
+        return _same_registration(cosmos.read_item(cosmos.DEVICES, deviceid, deviceid), device_token)
     log.info("device registered: %s", deviceid)
     return created
+
+
+def _same_registration(existing: dict[str, Any] | None, device_token: str) -> dict[str, Any]:
+    """``existing`` if it was registered with ``device_token`` (a repeat of that registration);
+    else :class:`Conflict` ``device_exists``."""
+    if existing is not None and keyed_hash_matches(get_settings().device_token_pepper, device_token, existing["token_hash"]):
+        return existing
+    raise Conflict("device_exists", "a device with this deviceid is already registered")
 
 
 def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, Any]:

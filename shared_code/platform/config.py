@@ -19,6 +19,7 @@ import functools
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -84,6 +85,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("TRUSTED_PROXY_HOPS", "1", "proxies that append to X-Forwarded-For in front of the app (Azure front end = 1); 0 = ignore it"),
     SettingSpec("TOKEN_RATE_LIMIT_PER_MINUTE", "120", "requests per client address and minute on /verify_token and /generate_token (each)"),
     SettingSpec("TOKEN_VERIFY_FAILURE_BURST", "10", "failed verifications per client address and minute that log a verify_failure_burst event"),
+    # per-request cost: units an instance leases from a shared rate-limit counter in one write
+    SettingSpec("RATE_LIMIT_LEASE_UNITS", "16", "block size of leased rate-limit counters (token endpoints; at most limit/8); 1 = one write per request"),
     # Binding expression of the purge timer: the Functions host resolves %PURGE_SCHEDULE% from app
     # settings only, so this default is what local.settings.example.json and Bicep must carry.
     SettingSpec("PURGE_SCHEDULE", "0 */5 * * * *", "six-field NCRONTAB schedule of the purge timer (UTC)"),
@@ -122,6 +125,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
     SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login and /authenticate (each)"),
     SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
+    # audit (issue 15). Empty key defaults on purpose: an audited decision answers 500
+    # configuration_error naming the setting (shared_code.audit), so nothing is ever decided unlogged.
+    SettingSpec("AUDIT_CONTAINER", "audit", "blob container of the audit log (log segments, hash tiles, checkpoints)"),
+    SettingSpec("AUDIT_SIGNING_KEY", "", "base64 of the 32-byte Ed25519 private key that signs audit checkpoints (Key Vault reference in Azure)", secret=True),
+    SettingSpec("AUDIT_SALT", "", "base64 key (>= 32 bytes) of the salted digests (HMAC-SHA256) of emails and addresses in audit entries", secret=True),
+    SettingSpec("AUDIT_ENVIRONMENT", "local", "environment name in the audit log's origin trustgate/<environment>/audit"),
+    SettingSpec("AUDIT_CHECKPOINT_SECONDS", "60", "a new signed checkpoint at most this long after new entries (the timer runs every minute), seconds"),
+    SettingSpec("AUDIT_CHECKPOINT_ENTRIES", "1000", "also sign a checkpoint in the request that appends every N-th entry"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -163,6 +174,7 @@ class Settings:
     trusted_proxy_hops: int
     token_rate_limit_per_minute: int
     token_verify_failure_burst: int
+    rate_limit_lease_units: int
     purge_schedule: str
     password_min_score: int
     otp_pepper: bytes
@@ -196,6 +208,13 @@ class Settings:
     login_rate_limit_per_minute: int
     login_client_rate_limit_per_minute: int
     mail_rate_limit_per_hour: int
+    # audit (issue 15)
+    audit_container: str
+    audit_signing_key: bytes
+    audit_salt: bytes
+    audit_environment: str
+    audit_checkpoint_seconds: int
+    audit_checkpoint_entries: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -324,6 +343,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxy_hops=r.integer("TRUSTED_PROXY_HOPS", 0, 10),
         token_rate_limit_per_minute=r.integer("TOKEN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         token_verify_failure_burst=r.integer("TOKEN_VERIFY_FAILURE_BURST", 1, 1_000_000),
+        rate_limit_lease_units=r.integer("RATE_LIMIT_LEASE_UNITS", 1, 1000),
         purge_schedule=r.text("PURGE_SCHEDULE"),
         password_min_score=r.integer("PASSWORD_MIN_SCORE", 0, 4),
         otp_pepper=r.key("OTP_PEPPER", 32),
@@ -357,6 +377,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_rate_limit_per_minute=r.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         login_client_rate_limit_per_minute=r.integer("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         mail_rate_limit_per_hour=r.integer("MAIL_RATE_LIMIT_PER_HOUR", 1, 1_000_000),
+        # audit (issue 15)
+        audit_container=r.text("AUDIT_CONTAINER"),
+        audit_signing_key=r.key("AUDIT_SIGNING_KEY", 32) if r.text("AUDIT_SIGNING_KEY") else b"",
+        audit_salt=r.key("AUDIT_SALT", 32) if r.text("AUDIT_SALT") else b"",
+        audit_environment=_audit_environment(r),
+        audit_checkpoint_seconds=r.integer("AUDIT_CHECKPOINT_SECONDS", 60, 86400),
+        audit_checkpoint_entries=r.integer("AUDIT_CHECKPOINT_ENTRIES", 1, 1_000_000),
     )
 
 
@@ -368,6 +395,14 @@ def _rsa_key_bits(r: _Reader) -> int:
     if bits not in KMS_RSA_KEY_SIZES:
         raise ConfigError("KMS_RSA_KEY_BITS", "must be 2048, 3072 or 4096")
     return bits
+
+
+def _audit_environment(r: _Reader) -> str:
+    # c2sp.org/signed-note: the origin is also the key name, which has no spaces and no "+".
+    value = r.text("AUDIT_ENVIRONMENT")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+        raise ConfigError("AUDIT_ENVIRONMENT", "must be 1-64 of A-Z a-z 0-9 . _ -")
+    return value
 
 
 @functools.lru_cache(maxsize=1)

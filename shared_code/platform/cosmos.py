@@ -29,6 +29,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.identity import get_credential
+from shared_code.platform.transport import Urllib3Transport
 
 log = logging.getLogger("trustgate.cosmos")
 
@@ -71,9 +72,15 @@ INTEGRITY_TOKENS = ContainerSpec("integrity_tokens", "/id", default_ttl=-1)
 # Message gatherer users and their state (Grounded / Identified / Authenticated), id = username.
 GATHERER_USERS = ContainerSpec("gatherer_users", "/id")
 
+# audit (issue 15): the tree state and latest checkpoint (ids "log", "checkpoint"; caches of the
+# audit blobs, see shared_code.audit.storage), and the entries per subject (e.g. "device:<id>").
+AUDIT_STATE = ContainerSpec("audit_state", "/id")
+AUDIT_INDEX = ContainerSpec("audit_index", "/subject")
+
 CONTAINERS: tuple[ContainerSpec, ...] = (
     DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS, OTPS,
     GATHERER_USERS, INTEGRITY_TOKENS,
+    AUDIT_STATE, AUDIT_INDEX,  # audit (issue 15)
 )
 
 
@@ -116,6 +123,7 @@ def get_client() -> CosmosClient:
                 retry_read=1,
                 retry_backoff_max=2,
                 enable_endpoint_discovery=False,
+                transport=Urllib3Transport(settings.cosmos_endpoint),
             )
         return _client
 
@@ -239,8 +247,10 @@ class ConditionFailed(Exception):
     """A conditional patch was refused: its filter predicate did not hold (HTTP 412)."""
 
 
-def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: str, predicate: str) -> dict[str, Any] | None:
-    """Atomically add 1 to the integer ``field`` of one item if ``predicate`` holds for it.
+def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: str, predicate: str,
+                 amount: int = 1) -> dict[str, Any] | None:
+    """Atomically add ``amount`` (default 1) to the integer ``field`` of one item if ``predicate``
+    holds for it.
 
     One conditional Patch request (``incr`` with a filter predicate such as ``"from c where
     c.count < 10"``): the server evaluates the predicate and applies the increment as one step,
@@ -253,7 +263,7 @@ def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: s
         try:
             return container(spec).patch_item(
                 item_id, partition_key=partition_key,
-                patch_operations=[{"op": "incr", "path": f"/{field}", "value": 1}], filter_predicate=predicate,
+                patch_operations=[{"op": "incr", "path": f"/{field}", "value": amount}], filter_predicate=predicate,
             )
         except CosmosHttpResponseError as exc:
             if exc.status_code == 404:

@@ -16,6 +16,7 @@ import azure.functions as func
 
 from shared_code.platform.config import ConfigError
 from shared_code.platform.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from shared_code.platform.request_context import REQUEST_ID_HEADER, request_scope
 
 log = logging.getLogger("trustgate.http")
 
@@ -47,11 +48,18 @@ def handle_errors(handler: Handler) -> Handler:
 
     :class:`AppError` → its status; :class:`ConfigError` → 500 ``configuration_error`` naming
     the setting; anything else is logged with its traceback and answered 500 ``internal_error``
-    without internals.
+    without internals. Each call runs in a request scope (:mod:`shared_code.platform.request_context`)
+    and its response carries the ``X-Request-Id`` header.
     """
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
+        with request_scope() as request_id:
+            response = _handle(req, *args, **kwargs)
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+
+    def _handle(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
         try:
             return handler(req, *args, **kwargs)
         except AppError as error:

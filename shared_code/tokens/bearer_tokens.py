@@ -10,10 +10,12 @@ An item holds ``scope``, ``one_time``, ``created_at``, ``expires_at`` and a Cosm
 - A one-time token is consumed by deleting its item: Cosmos lets exactly one of any number of
   concurrent deletes succeed, so exactly one concurrent verification sees it valid.
 - Revocation (RFC 7009) deletes the item; a revoked token verifies ``False`` at once.
+- Issuing and revoking are trust decisions: each is recorded in the audit log
+  (:mod:`shared_code.audit.trail`) before it takes effect, and not taken when that fails.
 
-Each operation is one write. After a timeout the write may land: an issued token nobody received
-expires unused, a one-time token may be used up (a retried verification answers ``False``), a
-revocation may be done (a retry answers the same).
+Each operation is one write (after its audit entry). After a timeout the write may land: an issued
+token nobody received expires unused, a one-time token may be used up (a retried verification
+answers ``False``), a revocation may be done (a retry answers the same).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared_code.audit import trail
 from shared_code.platform import cosmos
 from shared_code.platform.config import ConfigError, get_settings
 from shared_code.platform.crypto import random_token, sha256_hex
 from shared_code.platform.errors import BadRequest
+from shared_code.platform.security_log import token_ref
 from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 TOKEN_BYTES = 32
@@ -78,15 +82,21 @@ def validate_request(ttl_seconds: object, one_time: object, scope: object) -> tu
     return ttl_seconds, one_time, scope
 
 
-def issue_token(ttl_seconds: int, one_time: bool = False, scope: str | None = None) -> IssuedToken:
-    """Create and store a token valid for ``ttl_seconds`` (already validated).
+def issue_token(ttl_seconds: int, one_time: bool = False, scope: str | None = None,
+                client_address: str | None = None) -> IssuedToken:
+    """Create and store a token valid for ``ttl_seconds`` (already validated), for the caller at
+    ``client_address`` (audited as a salted digest).
 
-    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down (nothing stored).
+    The audit entry ``token_issued`` is written first; the token exists only after it. Raises
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when the audit log or Cosmos DB is
+    down: nothing usable is stored (after a Cosmos failure the log holds an entry for a token
+    that never existed and was never returned).
     """
     token = random_token(TOKEN_BYTES)
     token_hash = sha256_hex(token)
     now = utc_now()
     expires_at = now + timedelta(seconds=ttl_seconds)
+    trail.record("token_issued", actor=trail.OPERATOR, client_address=client_address, objects={"token_ref": token_ref(token_hash), "one_time": one_time, "scope": scope, "expires_at": to_iso(expires_at)})
     cosmos.create_item(cosmos.TOKENS, {
         "id": token_hash, "scope": scope, "one_time": one_time,
         "created_at": to_iso(now), "expires_at": to_iso(expires_at), "ttl": ttl_seconds + 1,
@@ -115,13 +125,16 @@ def verify_token(token: str) -> TokenInfo | None:
     return TokenInfo(expires_at, item.get("scope"), bool(item.get("one_time")))
 
 
-def revoke_token(token: str) -> tuple[str, bool]:
+def revoke_token(token: str, client_address: str | None = None) -> tuple[str, bool]:
     """Revoke ``token`` (RFC 7009 §2.1): returns ``(token_hash, whether a stored token was removed)``.
 
-    Unknown or malformed tokens are not an error (RFC 7009 §2.2). Raises
-    :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
+    Unknown or malformed tokens are not an error (RFC 7009 §2.2) and are not audited; a stored
+    token is audited as ``token_revoked`` before it is deleted. Raises
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when the audit log or Cosmos DB is
+    down (then the token stays valid; a retry revokes it).
     """
     token_hash = sha256_hex(token)
-    if not TOKEN_PATTERN.fullmatch(token):
+    if not TOKEN_PATTERN.fullmatch(token) or cosmos.read_item(cosmos.TOKENS, token_hash, token_hash) is None:
         return token_hash, False
+    trail.record("token_revoked", actor=trail.OPERATOR, client_address=client_address, objects={"token_ref": token_ref(token_hash)})
     return token_hash, cosmos.delete_item(cosmos.TOKENS, token_hash, token_hash)

@@ -78,7 +78,7 @@ def area_modules() -> list[tuple[str, str, Path]]:
 def test_the_root_of_shared_code_holds_only_packages():
     modules = sorted(p.name for p in SHARED.glob("*.py") if p.name != "__init__.py")
     assert modules == [], f"domain modules at the root of shared_code: {modules}"
-    assert set(areas()) == {PLATFORM, "devices", "accounts", "filestore", "gatherer", "tokens"}
+    assert set(areas()) == {PLATFORM, "devices", "accounts", "filestore", "gatherer", "tokens", "audit"}
 
 
 @pytest.mark.parametrize("init", sorted(SHARED.rglob("__init__.py")), ids=lambda p: str(p.relative_to(ROOT)))

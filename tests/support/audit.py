@@ -1,0 +1,50 @@
+"""Audit log helpers for tests: the operator API as a verifier source, and a worker process."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Iterator
+
+from tests.support.devices import call
+
+
+class HandlerSource:
+    """The client verifier's :class:`client.audit_verify.LogSource`, served by calling the
+    ``/audit`` handlers in this process (what a server would answer over HTTP)."""
+
+    def checkpoint(self) -> str:
+        status, body = call("audit_checkpoint", "GET", "audit/checkpoint")
+        assert status == 200, body
+        return body["checkpoint"]
+
+    def entries(self, start: int, end: int) -> Iterator[tuple[int, str]]:
+        while start < end:
+            status, body = call("audit_entries", "GET", "audit/entries", params={"start": str(start), "end": str(end)})
+            assert status == 200, body
+            yield from ((item["index"], item["entry"]) for item in body["entries"])
+            if body["next"] is None:
+                return
+            start = body["next"]
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        status, body = call("audit_consistency_proof", "GET", "audit/proof/consistency",
+                            params={"from": str(old_size), "to": str(new_size)})
+        assert status == 200, body
+        return [base64.b64decode(p) for p in body["proof"]]
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        status, body = call("audit_inclusion_proof", "GET", "audit/proof/inclusion",
+                            params={"index": str(index), "size": str(size)})
+        assert status == 200, body
+        return [base64.b64decode(p) for p in body["proof"]]
+
+
+def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
+    """Run in a separate process: append ``count`` entries naming ``worker``; returns their seqs."""
+    environment, worker, count = args
+    os.environ.update(environment)
+    from shared_code.audit import trail
+
+    return [trail.record("test_appended", actor=trail.OPERATOR, objects={"worker": worker, "n": n})
+            for n in range(count)]
