@@ -323,60 +323,40 @@ class FaultProxy:
             threading.Thread(target=link.pump_responses, daemon=True).start()
 
     # -- arming faults ---------------------------------------------------------------------------
-    def _arm(self, match: Match, nth: int, kind: str, action: Callable[[], None] | None = None) -> Fault:
+    @contextlib.contextmanager
+    def _armed(self, match: Match, nth: int, kind: str, action: Callable[[], None] | None = None) -> Iterator[Fault]:
+        """Arm a fault for the block; on leaving, disarm it, resume the emulator, release what it
+        held and wait until the emulator answered everything it received. Raises
+        ``AssertionError`` on leaving if the request never came (the test would prove nothing)."""
         fault = Fault(match, nth, kind, action)
         with self._lock:
             self._faults.append(fault)
-        return fault
-
-    @contextlib.contextmanager
-    def freeze(self, match: Match, nth: int = 1, *, after_response: bool = False) -> Iterator[Fault]:
-        """Inside the block, freeze the emulator when the ``nth`` request matching ``match`` reaches
-        it (before it is processed, or with ``after_response`` once it was processed and answered);
-        on leaving, resume it and wait until it answered everything it received.
-
-        Raises ``AssertionError`` on leaving if the request never came (the test would prove nothing).
-        """
-        fault = self._arm(match, nth, "freeze_after" if after_response else "freeze")
         try:
             yield fault
             fault.wait_fired(timeout=0)
         finally:
-            self._disarm(fault)
+            with self._lock:
+                self._faults.remove(fault)
             self.resume()
             fault.released.set()
             self.settle()
 
-    @contextlib.contextmanager
-    def hold(self, match: Match, nth: int = 1, *, after_response: bool = False) -> Iterator[Fault]:
+    def freeze(self, match: Match, nth: int = 1, *, after_response: bool = False) -> contextlib.AbstractContextManager[Fault]:
+        """Inside the block, freeze the emulator when the ``nth`` request matching ``match`` reaches
+        it (before it is processed, or with ``after_response`` once it was processed and answered);
+        on leaving, resume it and wait until it answered everything it received."""
+        return self._armed(match, nth, "freeze_after" if after_response else "freeze")
+
+    def hold(self, match: Match, nth: int = 1, *, after_response: bool = False) -> contextlib.AbstractContextManager[Fault]:
         """Inside the block, hold back only the ``nth`` request matching ``match`` (or, with
         ``after_response``, only its answer, once the emulator processed it) while the emulator
         serves every other request; on leaving, forward it and wait until it was answered."""
-        fault = self._arm(match, nth, "hold_after" if after_response else "hold")
-        try:
-            yield fault
-            fault.wait_fired(timeout=0)
-        finally:
-            self._disarm(fault)
-            fault.released.set()
-            self.settle()
+        return self._armed(match, nth, "hold_after" if after_response else "hold")
 
-    @contextlib.contextmanager
-    def before(self, match: Match, action: Callable[[], None], nth: int = 1) -> Iterator[Fault]:
+    def before(self, match: Match, action: Callable[[], None], nth: int = 1) -> contextlib.AbstractContextManager[Fault]:
         """Inside the block, run ``action`` (in the proxy, so on its own connections) just before
         the ``nth`` request matching ``match`` is forwarded."""
-        fault = self._arm(match, nth, "action", action)
-        try:
-            yield fault
-            fault.wait_fired(timeout=0)
-        finally:
-            self._disarm(fault)
-            self.settle()
-
-    def _disarm(self, fault: Fault) -> None:
-        with self._lock:
-            if fault in self._faults:
-                self._faults.remove(fault)
+        return self._armed(match, nth, "action", action)
 
     def count(self, match: Match) -> int:
         """How many requests matching ``match`` reached the emulator so far."""
