@@ -22,7 +22,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "requests", "audit")
+SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,15 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_example_settings_if_needed()
 
-    from benchmarks import import_time, latency, per_request, stack, uploads
+    from benchmarks import attestation, direct_uploads, import_time, latency, per_request, stack, uploads
 
     started = time.perf_counter()
     print(f"TrustGate benchmarks  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  Python {platform.python_version()}  "
           f"{platform.system()} {platform.machine()}  {os.cpu_count()} CPUs", flush=True)
-    imports = lat = ups = toks = None
+    imports = lat = ups = toks = att = direct = None
     if "imports" in options.only:
         imports = import_time.run()
-    if {"latency", "uploads", "requests"} & set(options.only):
+    if {"latency", "uploads", "requests", "attestation", "direct"} & set(options.only):
         with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
             if "latency" in options.only:
                 with stack.in_process_devhost() as base_url:
@@ -53,17 +53,22 @@ def main(argv: list[str] | None = None) -> int:
                 except per_request.GuaranteeBroken as broken:
                     print(f"GUARANTEE BROKEN: {broken}", file=sys.stderr, flush=True)
                     return 3
+            if "attestation" in options.only:  # devices: hardware attestation
+                with attestation.test_authority(Path(tmp)) as authority, stack.in_process_devhost() as base_url:
+                    att = attestation.run(base_url, authority)
+            if "direct" in options.only:
+                direct = direct_uploads.run(settings, Path(tmp))
     audit_figures = None
     if "audit" in options.only:  # a fresh emulator pair: the proof log starts from an empty tree
         from benchmarks import audit
 
         with stack.emulators():
             audit_figures = audit.run()
-    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures)
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, direct=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -90,6 +95,9 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None) -
         from benchmarks.per_request import summary_line
 
         lines.append(summary_line(toks))
+    if att:
+        lines.append("attest-device p50/p95 ms by format: " + "; ".join(
+            f"{row.label} {row.ms.p50:.1f}/{row.ms.p95:.1f}" for row in att))
     if audit_figures:
         a = audit_figures
         lines.append(f"audit append p50/p95 {a.append_ms.p50:.1f}/{a.append_ms.p95:.1f} ms "
@@ -97,6 +105,10 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None) -
                          f"{name} {w.p50 - wo.p50:+.1f} ms" for name, w, wo in a.endpoints)
                      + f"; proofs at 10^5: inclusion {a.inclusion_cold.p50:.1f} ms cold ({a.reads_inclusion:.1f} reads), "
                        f"{a.inclusion_warm.p50:.2f} ms warm, consistency {a.consistency_cold.p50:.1f} ms cold")
+    if direct:
+        from benchmarks.direct_uploads import summary_lines
+
+        lines += summary_lines(direct)
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 

@@ -49,8 +49,12 @@ def use_example_settings_if_needed() -> None:
 @contextlib.contextmanager
 def local_emulators() -> Iterator[Mailbox | None]:
     """Start the emulators and the local mailbox and put their endpoints into ``os.environ``
-    (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0). Yields the mailbox (see :func:`local_mailbox`)."""
-    with local_mailbox() as mailbox:
+    (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0), and set up the dev-only test attestation
+    authority (:mod:`devhost.test_authority`, unless DEVHOST_TEST_AUTHORITY=0). Yields the mailbox
+    (see :func:`local_mailbox`)."""
+    from devhost.test_authority import local_test_authority
+
+    with local_mailbox() as mailbox, local_test_authority(ROOT):
         if get_setting("DEVHOST_EMULATORS", "1") == "0":
             log.info("DEVHOST_EMULATORS=0: using the storage and Cosmos DB endpoints from the settings")
             yield mailbox

@@ -27,6 +27,7 @@ TEST_SETTINGS = {
     "COSMOS_DATABASE": "trustgate-test",
     "STORAGE_TIMEOUT_SECONDS": "5",
     "UPLOADS_CONTAINER": "uploads",
+    "UPLOAD_STAGING_CONTAINER": "upload-staging",
     "PASSWORD_PEPPER": base64.b64encode(b"test-password-pepper-" + b"p" * 32).decode(),
     "KMS_MASTER_KEY": base64.b64encode(b"test-kms-kek-" + b"k" * 19).decode(),
     "KMS_RSA_KEY_BITS": "2048",  # keeps key generation fast; 3072 (the default) is tested once
@@ -46,6 +47,10 @@ TEST_SETTINGS = {
     "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
     "LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE": "100000",
     "MAIL_RATE_LIMIT_PER_HOUR": "100000",
+    # devices (hardware attestation): no test reaches Google's status list; tests that need one run
+    # a local fake (tests/support/attestation.py), and the refresh timer never fires on its own.
+    "ANDROID_ATTESTATION_STATUS_URL": "http://127.0.0.1:9/attestation/status",
+    "ANDROID_ATTESTATION_STATUS_SCHEDULE": "0 0 0 1 1 *",
     # audit (issue 15)
     "AUDIT_SIGNING_KEY": base64.b64encode(b"test-audit-signing-key-" + b"s" * 9).decode(),
     "AUDIT_SALT": base64.b64encode(b"test-audit-salt-" + b"a" * 32).decode(),

@@ -67,6 +67,20 @@ def consume_challenge(deviceid: str, challenge: str) -> None:
         raise _used()
 
 
+def require_live_challenge(deviceid: str, challenge: str) -> None:
+    """Check, without using it up, that ``challenge`` is a live challenge issued to ``deviceid``
+    and not claimed by an action (:func:`claim_challenge`).
+
+    For operations that make their result visible first and consume the challenge last (so a
+    retry after a timeout finds the challenge still live), e.g. direct-upload grants. Raises
+    :class:`~shared_code.platform.errors.Unauthorized` ``invalid_challenge`` like
+    :func:`consume_challenge`, :class:`~shared_code.platform.errors.ServiceUnavailable` when
+    Cosmos DB is down.
+    """
+    if _live(deviceid, challenge).get("claim") is not None:
+        raise _used()
+
+
 def claim_challenge(deviceid: str, challenge: str, purpose: str) -> dict[str, Any]:
     """Bind the live ``challenge`` of ``deviceid`` to the action ``purpose``; returns the claimed
     item (pass it to :func:`finish`). Claiming again for the same ``purpose`` succeeds.

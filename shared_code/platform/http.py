@@ -36,8 +36,8 @@ def json_response(status: int, message: str, headers: Mapping[str, str] | None =
 
 
 def error_response(error: AppError) -> func.HttpResponse:
-    """The JSON response for a domain error: ``{code, message, detail}`` plus its headers."""
-    return json_response(error.status, error.message, headers=error.headers, detail=error.detail)
+    """The JSON response for a domain error: ``{code, message, detail, **fields}`` plus its headers."""
+    return json_response(error.status, error.message, headers=error.headers, detail=error.detail, **error.fields)
 
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]

@@ -70,19 +70,11 @@ def call(name: str, method: str, path: str, *, headers: dict | None = None, body
 
 def run_blob_trigger(blob_name: str) -> None:
     """Invoke the upload blob trigger for ``blob_name`` (relative to the uploads container) the way
-    the host does: an InputStream with the content, properties and metadata."""
+    the host does: with a BlobClient for the blob (SDK-type binding)."""
     from shared_code.platform import blobs
     from shared_code.platform.config import get_settings
 
-    container = get_settings().uploads_container
-    client = blobs.container_client(container).get_blob_client(blob_name)
-    props = client.get_blob_properties()
-    stream = func.blob.InputStream(
-        data=client.download_blob().readall(), name=f"{container}/{blob_name}", uri=client.url,
-        length=props.size, blob_properties={"ContentType": props.content_settings.content_type},
-        metadata=dict(props.metadata),
-    )
-    HANDLERS["record_upload"](stream)
+    HANDLERS["record_upload"](blobs.container_client(get_settings().uploads_container).get_blob_client(blob_name))
 
 
 def json_body(document: Any) -> tuple[dict, bytes]:
