@@ -190,22 +190,28 @@ def verify(email: str, purpose: str, code: str,
         raise _used()
     if complete is not None:
         complete(item["payload"])
-    _mark_used(item, etag)
+    if not _mark_used(item, etag):  # a concurrent right answer used it first
+        if completed is not None and completed(item["payload"]):
+            return item["payload"]
+        raise _failed()
     return item["payload"]
 
 
-def _mark_used(item: dict[str, Any], etag: str) -> None:
-    """Mark the code of ``item`` used with a replace on ``etag``; a concurrent try that only
-    counted itself is retried over, anything else (used, replaced by a resend) is ``otp_failed``."""
+def _mark_used(item: dict[str, Any], etag: str) -> bool:
+    """Mark the code of ``item`` used with a replace on ``etag``; ``False`` when a concurrent try
+    used it first. A concurrent try that only counted itself is retried over; a code deleted or
+    replaced by a resend meanwhile is ``otp_failed``."""
     for _ in range(MAX_WRITE_RACES):
         used = {**item, "used_at": to_iso(utc_now())}
         used["ttl"] = max(1, int((from_iso(item["expires_at"]) - utc_now()).total_seconds()) + 1)
         try:
             cosmos.replace_item(cosmos.OTPS, used, etag)
-            return
+            return True
         except cosmos.EtagMismatch:
             current = cosmos.read_item(cosmos.OTPS, item["id"], item["id"])
-            if current is None or current["code_hash"] != item["code_hash"] or current.get("used_at") is not None:
+            if current is None or current["code_hash"] != item["code_hash"]:
                 raise _failed() from None
+            if current.get("used_at") is not None:
+                return False
             item, etag = {k: v for k, v in current.items() if not k.startswith("_")}, current["_etag"]
     raise _failed("too many concurrent tries, try again")

@@ -102,7 +102,7 @@ def store(email: str, file_name: str, envelope: Envelope) -> None:
     upload_id = random_token(16)
     metadata = {"encrypted_aes_key": b64encode_text(envelope.encrypted_aes_key),
                 "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector),
-                "key_generation": key["generation"], "upload_id": upload_id}
+                "key_generation": key.get("generation") or "", "upload_id": upload_id}
     blob = _blob(file_name)
     with blobs.storage_errors("encrypted upload"):
         try:
@@ -131,7 +131,7 @@ def fetch(email: str, file_name: str) -> Envelope:
         except ResourceNotFoundError:
             raise not_found from None
     metadata = downloader.properties.metadata or {}
-    if metadata.get("key_generation") != key["generation"]:
+    if metadata.get("key_generation", "") != (key.get("generation") or ""):  # "": items of older code
         raise not_found
     return Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
 

@@ -201,8 +201,9 @@ def _change_grantees(key: dict[str, Any], friend: str, *, granted: bool) -> bool
     undoing a change acknowledged after it. A live request that loses the race reads again.
     """
     for _ in range(MAX_WRITE_RACES):
-        before = friend in key["grantees"]
-        grantees = sorted(set(key["grantees"]) | {friend}) if granted else [e for e in key["grantees"] if e != friend]
+        current = key.get("grantees", [])  # absent on items of older code: nobody
+        before = friend in current
+        grantees = sorted(set(current) | {friend}) if granted else [e for e in current if e != friend]
         changed = {k: v for k, v in key.items() if not k.startswith("_")}
         changed.update(grantees=grantees, access_changed_at=to_iso(utc_now()))
         try:
@@ -237,9 +238,9 @@ def accessible_files(email: str) -> list[dict[str, str]]:
     listed = []
     for entry in entries:
         key = keys.get(entry["id"])
-        if key is None or key["generation"] != entry.get("generation"):
+        if key is None or key.get("generation") != entry.get("generation"):
             continue
-        role = OWNER if key["owner"] == email else GRANTEE if key["granted"] else None
+        role = OWNER if key["owner"] == email else GRANTEE if key.get("granted") else None
         if role is not None:
             listed.append({"file_name": key["file_name"], "role": role, "owner": key["owner"]})
     return sorted(listed, key=lambda entry: entry["file_name"])
@@ -260,14 +261,14 @@ def _key_summaries(kids: list[str], email: str) -> dict[str, dict[str, Any]]:
 def _write_index(key: dict[str, Any], email: str, role: str) -> None:
     cosmos.upsert_item(cosmos.FILE_ACCESS, {
         "id": key["id"], "email": email, "file_name": key["file_name"], "role": role, "owner": key["owner"],
-        "generation": key["generation"], "granted_at": to_iso(utc_now()),
+        "generation": key.get("generation"), "granted_at": to_iso(utc_now()),
     })
 
 
 def _ensure_index(key: dict[str, Any], email: str, role: str) -> None:
     """Write ``email``'s index entry for ``key`` unless it is already there (repairs a half-made creation)."""
     entry = cosmos.read_item(cosmos.FILE_ACCESS, key["id"], email)
-    if entry is None or entry.get("generation") != key["generation"] or entry.get("role") != role:
+    if entry is None or entry.get("generation") != key.get("generation") or entry.get("role") != role:
         _write_index(key, email, role)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared_code.devices.integrity import verdicts
 from shared_code.platform import cosmos
 from tests.integration.devices.test_integrity_flow import shown, verify
 from tests.support.devices import DeviceActor
@@ -30,12 +31,16 @@ def keys(faults, configure) -> LocalKeys:
 def test_a_retried_verify_after_a_stalled_verdict_write_says_why_and_keeps_the_landed_verdict(faults, keys, kind, after_response):
     device = DeviceActor()
     device.register()
-    token = keys.seal(payload(nonce=device.challenge()) if kind == "classic" else payload(request_hash="h"))
-    request_hash = None if kind == "classic" else "h"
+    challenge = device.challenge()
+    if kind == "classic":
+        token, sent = keys.seal(payload(nonce=challenge)), None
+    else:
+        token, sent = keys.seal(payload(request_hash=verdicts.standard_request_hash(device.deviceid, challenge))), challenge
     with faults.cosmos.freeze(cosmos_op("replace", cosmos.DEVICES.name), after_response=after_response):
-        assert verify(device, token, request_hash)[0] == 503
-    status, body = verify(device, token, request_hash)
-    expected = ["nonce", "token_unused"] if kind == "classic" else ["token_unused"]
+        assert verify(device, token, sent)[0] == 503
+    status, body = verify(device, token, sent)
+    # the first try used the challenge up, and the token
+    expected = ["nonce", "token_unused"] if kind == "classic" else ["request_hash", "token_unused"]
     assert (status, body["message"], body["failed_checks"]) == (200, "integrity_failed", expected)
     landed = shown(device)["integrity"]
     assert (landed["valid"], landed["failed_checks"]) == (True, [])  # the verdict of the 503'd request stands

@@ -383,3 +383,21 @@ def test_failed_index_entry_leaves_no_key_behind(alice, monkeypatch):
     assert cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(name), kms.key_id(name)) is None
     assert alice.public_key(name)[0] == 200  # the retry creates it
     assert alice.list_files()[1]["files"] == [name]
+
+
+def test_items_stored_before_key_generations_keep_working_for_their_owner(alice, bob):
+    name = unique_name("legacy")
+    alice.put(name, b"older data")
+    kid = kms.key_id(name)
+    key = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+    cosmos.upsert_item(cosmos.KMS_KEYS, {k: v for k, v in key.items() if k not in ("generation", "grantees", "access_changed_at")})
+    entry = cosmos.read_item(cosmos.FILE_ACCESS, kid, alice.email)
+    cosmos.upsert_item(cosmos.FILE_ACCESS, {k: v for k, v in entry.items() if k != "generation"})
+    blob = blobs.container_client(get_settings().encrypted_files_container).get_blob_client(kid)
+    metadata = blob.get_blob_properties().metadata
+    blob.set_blob_metadata({k: v for k, v in metadata.items() if k not in ("key_generation", "upload_id")})
+
+    assert alice.list_files()[1]["files"] == [name]
+    assert alice.download(name)[0] == alice.private_key(name)[0] == 200
+    assert alice.grant(name, bob.email)[0] == 200
+    assert bob.download(name)[0] == bob.private_key(name)[0] == 200
