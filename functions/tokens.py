@@ -47,7 +47,10 @@ def verify_token(req: func.HttpRequest) -> func.HttpResponse:
 def revoke_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /revoke_token {token} → 200 whether or not the token existed (RFC 7009) / 400 / 403."""
     client = access.admit(req.headers, "revoke_token", rate_limited=False)
-    token = require_string(read_json_object(req), "token", max_length=1024)
+    body = read_json_object(req)
+    token = require_string(body, "token", max_length=1024)
+    if "token_type_hint" in body:  # RFC 7009 §2.1: optional; any value is accepted and ignored
+        require_string(body, "token_type_hint", max_length=64)
     token_hash, removed = bearer_tokens.revoke_token(token, client_address=client)
     security_event("token_revoked", client=client, token_ref=token_ref(token_hash), removed=removed)
     return json_response(200, "token_revoked")

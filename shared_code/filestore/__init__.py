@@ -5,7 +5,8 @@ encrypted files.
   revoke, the access check the store uses);
 - ``key_wrap``: private keys wrapped under the master key (AES-256-GCM KEK, key id as AAD);
 - ``datastore``: the encrypted envelopes in Blob Storage (upload for the key's owner, download
-  for owner and grantees, listing).
+  for owner and grantees, listing);
+- ``quota``: at most ``KMS_KEYS_PER_HOUR`` key creations per user.
 
 Users are named by the accounts area's public ``users`` module; the dependency runs one way
 (accounts never imports this package). No imports here (cold start).

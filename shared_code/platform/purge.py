@@ -9,8 +9,8 @@ on cosmosdb-server (no TTL) it is the only mechanism.
 Deletion is by whole items, in batches of :data:`BATCH_SIZE` (each batch re-queries from the
 start, so deleting never skips items behind a continuation), at most :data:`MAX_BATCHES` per
 container and run. Each delete is conditional on the etag the query returned, so it removes only
-the item that was read: an id reused meanwhile (a new login code ``login:<email>`` mailed between
-the query and the delete) keeps its new item. A run that stops part-way (timeout, outage) leaves
+the item that was read: an id reused meanwhile (a new login code ``login:<email hash>`` mailed
+between the query and the delete) keeps its new item. A run that stops part-way (timeout, outage) leaves
 only whole, still-expired items, which readers already treat as gone and the next run deletes; a
 delete that times out and lands later still removes only the expired item it was meant for.
 """

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from devhost.mailbox import Mailbox
 from shared_code.accounts import otp, registration, signin
+from shared_code.accounts.users import user_key
+from shared_code.platform import cosmos
 from tests.support.devices import call, json_body
 from tests.support.mail import latest_otp, otp_count
 
@@ -63,10 +65,19 @@ def new_user(mailbox: Mailbox, email: str | None = None, password: str | None = 
     return user
 
 
-# --- through the HTTP handlers ------------------------------------------------------------------
+def stored_user(email: str) -> dict | None:
+    """The ``users`` item of the normalised ``email`` as stored (or ``None``)."""
+    return cosmos.read_item(cosmos.USERS, user_key(email), user_key(email))
 
-def api_post(name: str, document: dict, headers: dict | None = None) -> tuple[int, dict]:
-    """POST ``document`` as JSON to the handler (and route) ``name``; returns ``(status, body)``."""
+
+def otp_item(email: str, purpose: str) -> dict | None:
+    """The stored ``otps`` item of (``email``, ``purpose``), expired or not (or ``None``)."""
+    item_id = otp._item_id(email, purpose)
+    return cosmos.read_item(cosmos.OTPS, item_id, item_id)
+
+
+def post(name: str, document: dict, headers: dict | None = None) -> tuple[int, dict]:
+    """POST ``document`` as JSON to the handler ``name`` (route = name); returns (status, JSON body)."""
     h, b = json_body(document)
     return call(name, "POST", name, headers={**h, **(headers or {})}, body=b)
 
@@ -76,7 +87,7 @@ def api_register(mailbox: Mailbox, email: str, password: str,
     """POST /register; returns (status, body) and the mailed code (None when no mail was sent)."""
     address = (purpose_email or email).strip().lower()
     before = otp_count(mailbox, address, otp.REGISTER)
-    result = api_post("register", {"email": email, "password": password})
+    result = post("register", {"email": email, "password": password})
     code = latest_otp(mailbox, address, otp.REGISTER, after=before) if result[0] == 200 else None
     return result, code
 
@@ -85,6 +96,6 @@ def api_login(mailbox: Mailbox, email: str, password: str) -> tuple[tuple[int, d
     """POST /login; returns (status, body) and the mailed code (None when no mail was sent)."""
     address = email.strip().lower()
     before = otp_count(mailbox, address, otp.LOGIN)
-    result = api_post("login", {"email": email, "password": password})
+    result = post("login", {"email": email, "password": password})
     code = latest_otp(mailbox, address, otp.LOGIN, after=before) if result[0] == 200 else None
     return result, code

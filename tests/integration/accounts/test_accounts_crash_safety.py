@@ -12,7 +12,7 @@ import pytest
 from shared_code.accounts import otp, sessions
 from shared_code.platform import cosmos
 from tests.support.accounts import api_login as login
-from tests.support.accounts import api_post as post
+from tests.support.accounts import post
 from tests.support.accounts import api_register as register
 from tests.support.accounts import new_email, strong_password
 from tests.support.faults import COSMOS_WRITES, cosmos_op

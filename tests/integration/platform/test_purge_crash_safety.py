@@ -21,7 +21,7 @@ def test_the_purge_deletes_only_the_item_it_read_never_one_reissued_under_its_id
     reset_app_state()
     email = new_email("purge")
     otp.store(email, otp.LOGIN, "123456")
-    item_id = f"{otp.LOGIN}:{email}"
+    item_id = otp._item_id(email, otp.LOGIN)
     expired = cosmos.read_item(cosmos.OTPS, item_id, item_id)
     cosmos.upsert_item(cosmos.OTPS, {**expired, "expires_at": to_iso(utc_now() - timedelta(minutes=1))})
 

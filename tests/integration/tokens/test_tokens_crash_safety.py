@@ -10,7 +10,7 @@ import pytest
 
 from shared_code.accounts import sessions
 from shared_code.platform import cosmos
-from tests.support.accounts import api_post
+from tests.support.accounts import post
 from tests.support.devices import call, json_body
 from tests.support.faults import cosmos_op
 
@@ -58,5 +58,5 @@ def test_a_stalled_revocation_lands_and_its_retry_answers_200(faults):
 def test_a_stalled_logout_lands_and_its_retry_says_the_session_is_gone(faults):
     sid = sessions.create_session("logout-crash@example.org")
     with faults.cosmos.freeze(cosmos_op("delete", cosmos.SESSIONS.name)):
-        assert api_post("logout", {}, headers={"sid": sid})[0] == 503
-    assert api_post("logout", {}, headers={"sid": sid})[1]["message"] == "invalid_session"
+        assert post("logout", {}, headers={"sid": sid})[0] == 503
+    assert post("logout", {}, headers={"sid": sid})[1]["message"] == "invalid_session"

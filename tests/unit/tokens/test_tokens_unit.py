@@ -89,3 +89,12 @@ def test_purge_schedule_is_every_five_minutes_by_default_and_in_the_example():
     example = json.loads((config.PROJECT_ROOT / "local.settings.example.json").read_text())["Values"]
     assert example["PURGE_SCHEDULE"] == "0 */5 * * * *"
     assert config.load_settings({**os.environ, "PURGE_SCHEDULE": ""}).purge_schedule == "0 */5 * * * *"
+
+
+def test_an_integral_json_number_is_an_integer_ttl(offline_settings):
+    from shared_code.tokens.bearer_tokens import validate_request
+
+    assert validate_request(600.0, None, None)[0] == 600  # JSON's 600.0 is 600 (RFC 8259 §6)
+    for bad in (600.5, float("inf"), 0.0, 1e300, True):
+        with pytest.raises(BadRequest):
+            validate_request(bad, None, None)
