@@ -20,7 +20,11 @@ Transitions (anything else is refused with 409):
 
 Every transition is a conditional replace on the item's etag, so of two racing requests on one
 user at most one moves its state; the loser gets :class:`~shared_code.platform.errors.Conflict`
-``state_conflict`` and nothing changes.
+``state_conflict`` and nothing changes. Each is one write: if it times out and lands later the
+caller got 503 and the state moved (a late write decided on an older etag fails instead). A
+retried IDENTIFY answers 200; a retried AUTHENTICATE finds the user Authenticated under a token
+nobody received and answers ``not_identified``, so the client sends IDENTIFY and AUTHENTICATE
+again, which revokes that token.
 
 **Revocation.** Each AUTHENTICATE starts a new generation; its token writes only to that
 generation's message stream (:mod:`shared_code.gatherer.message_log`), so a MESSAGE needs no read

@@ -92,7 +92,11 @@ def test_a_device_reads_its_own_entries_with_inclusion_proofs_for_the_signed_che
     device = DeviceActor()
     headers, data = json_body({"deviceid": device.deviceid, "deviceToken": device.token})
     assert call("register_device", "POST", "register-device", headers=headers, body=data)[0] == 201
-    assert call("register_device", "POST", "register-device", headers=headers, body=data)[0] == 409
+    size = sequencer.load_state().size
+    assert call("register_device", "POST", "register-device", headers=headers, body=data)[0] == 201  # a repeat
+    other_headers, other = json_body({"deviceid": device.deviceid, "deviceToken": DeviceActor().token})
+    assert call("register_device", "POST", "register-device", headers=other_headers, body=other)[0] == 409
+    assert sequencer.load_state().size == size  # neither wrote an entry
     entry = _last_entry()
     assert (entry["event"], entry["actor"], entry["objects"]) == (
         "device_registered", f"device:{device.deviceid}", {"device": device.deviceid})
