@@ -91,7 +91,7 @@ def delete_account(sid: str | None, password: str, code: str, erase: Eraser) -> 
             trail.record("account_deleted", actor=trail.user_actor(email), objects={"user": trail.user_actor(email)})
             _mark_deleting(user)
 
-        otp.verify(email, otp.DELETE, code, before_consume=decide)
+        otp.verify(email, otp.DELETE, code, complete=decide)
         security_event("account_deleted", user_ref=subject_ref(email))
     return erase_account(email, erase)
 

@@ -71,8 +71,10 @@ def create_session(email: str, user: dict | None = None) -> str:
     """Start a session for the normalised ``email`` (its user record ``user``, read when not
     given); returns the raw session id (43 chars).
 
-    Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when there is no
-    such user, :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
+    One create. If it times out and lands later, the session exists but its id never reached
+    anyone: it is unusable and dies after the idle timeout. Raises
+    :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when there is no such user,
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     user = user if user is not None else users.get_user(email)
     if user is None:

@@ -6,9 +6,10 @@ public key, ``encrypted_aes_initial_vector`` the 96-bit GCM nonce.
 
 Blob ``{ENCRYPTED_FILES_CONTAINER}/{key_id}`` (key id: :func:`shared_code.filestore.kms.key_id`) holds the
 ciphertext bytes with the envelope as blob metadata ``encrypted_aes_key`` and
-``encrypted_aes_iv`` (base64), written in one conditional create (``If-None-Match: *``) so a
-second upload can never overwrite the first. Who may read is decided by the KMS: the key's
-owner and its grantees, checked on every request.
+``encrypted_aes_iv`` (base64), plus ``key_generation`` (the KMS key it was sealed for; a blob of
+another generation is never served) and ``upload_id``, written in one conditional create
+(``If-None-Match: *``) so a second upload can never overwrite the first. Who may read is decided
+by the KMS: the key's owner and its grantees, checked on every request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from azure.storage.blob import BlobClient, ContentSettings
 from shared_code.filestore import kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
-from shared_code.platform.crypto import b64decode_strict, b64encode_text
+from shared_code.platform.crypto import b64decode_strict, b64encode_text, random_token
 from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 
 IV_BYTES = 12
@@ -82,6 +83,12 @@ def parse_envelope(fields: dict[str, object]) -> Envelope:
 def store(email: str, file_name: str, envelope: Envelope) -> None:
     """Store ``envelope`` as ``file_name`` for its KMS owner ``email``, never overwriting.
 
+    One step, a conditional blob create (``If-None-Match: *``) whose metadata names the key's
+    generation and a random id of this request. If it times out and lands later the caller got
+    503 and the file is stored; a retry answers ``409 file_exists`` (download it to compare). When
+    the SDK's own retry of the create meets the blob its first try wrote, the id tells, and the
+    upload succeeds.
+
     Raises :class:`Forbidden` ``permission_denied`` when ``email`` does not own the file's KMS
     key, :class:`BadRequest` ``invalid_field`` when ``encrypted_aes_key`` is not the size of
     that key's RSA modulus, :class:`Conflict` ``file_exists`` when the file was uploaded
@@ -92,24 +99,30 @@ def store(email: str, file_name: str, envelope: Envelope) -> None:
         raise Forbidden("permission_denied", "only the owner of the file's KMS key may upload it")
     if len(envelope.encrypted_aes_key) != key["key_bits"] // 8:
         raise BadRequest("invalid_field", "'encrypted_aes_key' must be RSA-OAEP output under the file's KMS key")
+    upload_id = random_token(16)
     metadata = {"encrypted_aes_key": b64encode_text(envelope.encrypted_aes_key),
-                "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector)}
+                "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector),
+                "key_generation": key.get("generation") or "", "upload_id": upload_id}
+    blob = _blob(file_name)
     with blobs.storage_errors("encrypted upload"):
         try:
-            _blob(file_name).upload_blob(envelope.encrypted_data, overwrite=False, metadata=metadata,
-                                         content_settings=ContentSettings(content_type="application/octet-stream"))
+            blob.upload_blob(envelope.encrypted_data, overwrite=False, metadata=metadata,
+                             content_settings=ContentSettings(content_type="application/octet-stream"))
         except ResourceExistsError:
-            raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
+            if (blob.get_blob_properties().metadata or {}).get("upload_id") != upload_id:
+                raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
 
 
 def fetch(email: str, file_name: str) -> Envelope:
     """The stored envelope of ``file_name`` for its owner or a grantee.
 
-    Raises :class:`NotFound` ``file_not_found`` when there is no such file *or* the caller may
-    not read it (same answer), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
+    Only a blob stored under the current key (same generation) counts. Raises
+    :class:`NotFound` ``file_not_found`` when there is no such file *or* the caller may not read
+    it (same answer), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
     """
     not_found = NotFound("file_not_found", "no such file is available to you")
-    if not kms.has_access(email, file_name):
+    key = kms.key_for(email, file_name)
+    if key is None:
         raise not_found
     with blobs.storage_errors("encrypted download"):
         try:
@@ -118,6 +131,8 @@ def fetch(email: str, file_name: str) -> Envelope:
         except ResourceNotFoundError:
             raise not_found from None
     metadata = downloader.properties.metadata or {}
+    if metadata.get("key_generation", "") != (key.get("generation") or ""):  # "": items of older code
+        raise not_found
     return Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
 
 

@@ -4,16 +4,20 @@
 For every key the user owns, in this order, each step idempotent:
 
 1. the key is destroyed (:func:`shared_code.filestore.kms.destroy_key`): its item becomes a
-   tombstone without key material, so from that moment neither the owner nor a grantee can get
-   the private key of any version, and every ciphertext sealed for it is unreadable
-   (crypto-shredding);
+   tombstone without key material and without grantees, so from that moment neither the owner
+   nor a grantee can get the private key of any version, and every ciphertext sealed for it is
+   unreadable (crypto-shredding); the grants the user gave end with it;
 2. the stored file is deleted (:func:`shared_code.filestore.datastore.delete_stored`);
-3. the grantees' access entries are deleted (the grants the user gave; already useless after 1);
-4. the owner's own entry, then the tombstone, are deleted (the file name is free again).
+3. the grantees' and the owner's index entries are deleted, then the tombstone (the file name is
+   free again).
 
-Then the grants the user received are removed. A retry (or the purge timer's backstop) finds the
-tombstones by owner and continues, so a deletion interrupted between any two steps completes.
-Nothing here checks who asks: the caller decided the deletion.
+Then the user is taken out of every key that names them as grantee (the grants they received),
+and every index entry left in their partition is deleted, so nothing names the address any more.
+A retry (or the purge timer's backstop) finds the tombstones by owner and continues, so a deletion
+interrupted between any two steps completes. Nothing here checks who asks: the caller decided the
+deletion. (A key destroyed by a request whose answer was lost has no grantees left to count; its
+index entries are still deleted, by the grantees' partition scan of their own deletion or never
+shown: an index entry grants nothing.)
 
 Storage keeps deleted data for a while by design (blob soft delete and versions,
 ``BLOB_VERSION_RETENTION_DAYS``; Cosmos DB backups): the ciphertext may survive there, the
@@ -35,13 +39,18 @@ def erase_user(email: str) -> dict[str, int]:
     Raises :class:`~shared_code.platform.errors.ServiceUnavailable` (what was done stays done)."""
     counts = {"keys_destroyed": 0, "files_deleted": 0, "grants_revoked": 0, "grants_removed": 0}
     for kid in kms.owned_key_ids(email):
-        counts["keys_destroyed"] += kms.destroy_key(kid)
+        grantees = kms.destroy_key(kid)
+        if grantees is not None:
+            counts["keys_destroyed"] += 1
+            counts["grants_revoked"] += len(grantees)
         counts["files_deleted"] += datastore.delete_stored(kid)
-        for grantee in kms.grantee_emails(kid):
-            counts["grants_revoked"] += kms.drop_access(kid, grantee)
-        kms.drop_access(kid, email)
+        for grantee in grantees or ():
+            kms.drop_index(kid, grantee)
+        kms.drop_index(kid, email)
         kms.delete_tombstone(kid)
-    for kid in kms.received_key_ids(email):
-        counts["grants_removed"] += kms.drop_access(kid, email)
+    for kid in kms.granted_key_ids(email):
+        counts["grants_removed"] += kms.remove_grantee(kid, email)
+    for kid in kms.index_key_ids(email):
+        kms.drop_index(kid, email)
     log.info("file store erased for an account: %s", counts)
     return counts

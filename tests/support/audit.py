@@ -56,5 +56,5 @@ def entries_since(start: int) -> list[dict]:
 
     from shared_code.audit import proofs, sequencer
 
-    state = sequencer.load_state()
+    state = sequencer.synced_state()
     return [json.loads(entry) for _, entry in proofs.entries(start, state.size, state)]

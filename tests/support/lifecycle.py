@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared_code.audit.sequencer import load_state
+from shared_code.audit.sequencer import synced_state
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from tests.support.devices import call
@@ -70,4 +70,4 @@ def device_state(deviceid: str) -> dict[str, Any]:
     return {"device": _strip(cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)),
             "challenges": items(cosmos.CHALLENGES), "files": items(cosmos.FILES), "slots": items(cosmos.UPLOAD_SLOTS),
             "staged": blob_names(settings.upload_staging_container), "uploads": blob_names(settings.uploads_container),
-            "audit_size": load_state().size}
+            "audit_size": synced_state().size}

@@ -11,7 +11,7 @@ import pytest
 
 from shared_code.accounts import deletion, otp, signin, users
 from shared_code.audit.entries import salted_digest
-from shared_code.audit.sequencer import load_state
+from shared_code.audit.sequencer import synced_state
 from shared_code.filestore import datastore, erasure, kms
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
@@ -64,7 +64,7 @@ def test_a_suspended_user_is_refused_at_once_and_resumes_with_everything(emulato
     alice = store_user(account)
     name = unique_name("suspended")
     alice.put(name, b"kept while suspended")
-    before = load_state().size
+    before = synced_state().size
     status, body = operator_user("suspend", account.email.upper(), {"reason": "chargeback fraud review"})
     assert (status, body["message"], body["email"], body["changed"]) == (200, "user_suspended", account.email, True)
     assert alice.private_key(name)[1]["message"] == "user_suspended"
@@ -115,7 +115,7 @@ def test_deleting_an_account_shreds_its_keys_and_frees_the_address(pair, mail_se
     login_code_before = otp_count(mail_server, account.email, otp.LOGIN)
     signin.login(account.email, account.password)  # a login code is no deletion code
     assert delete(account, latest_otp(mail_server, account.email, otp.LOGIN, after=login_code_before))[1]["message"] == "otp_failed"
-    before = load_state().size
+    before = synced_state().size
     status, body = delete(account, code)
     assert (status, body["message"]) == (200, "account_deleted")
     summary = body["summary"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shared_code.audit.sequencer import load_state
+from shared_code.audit.sequencer import synced_state
 from shared_code.devices.attestation import sweep
 from shared_code.platform import cosmos
 from tests.support.attestation import SharedIntermediate, android_body, apple_body, attest, chain_for
@@ -48,7 +48,7 @@ def test_a_dry_run_names_the_devices_and_changes_nothing(fleet):
 
 def test_downgrade_drops_the_trust_level_of_exactly_the_devices_under_the_certificate(fleet):
     intermediate, shared, other = fleet
-    before = load_state().size
+    before = synced_state().size
     status, body = revoke_intermediate({"serial": intermediate.serial, "reason": "intermediate key leaked"})
     assert (status, body["message"], body["summary"]["devices_downgraded"]) == (200, "certificate_revoked", 2)
     assert [a.record()["trust_level"] for a in shared] == ["revoked", "revoked"]

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared_code.audit.sequencer import load_state
+from shared_code.audit.sequencer import synced_state
 from shared_code.devices import direct_uploads, lifecycle, registry
 from shared_code.platform import cosmos
 from shared_code.platform.crypto import sha256_hex
@@ -58,7 +58,7 @@ def events(since: int, deviceid: str) -> list[dict]:
 
 def test_a_suspended_device_is_refused_everywhere_keeps_everything_and_resumes(device):
     assert device.upload(b"before the suspension")[0] == 200
-    before = load_state().size
+    before = synced_state().size
     status, body = suspend(device.deviceid, "reported lost by its owner")
     assert (status, body["message"], body["changed"], body["device"]["status"]) == (200, "device_suspended", True, "suspended")
     assert body["device"]["status_reason"] == "reported lost by its owner"
@@ -126,7 +126,7 @@ def test_revoke_ends_every_credential_and_cascades(busy_device):
     device, extra = busy_device
     pending = extra["pending"]
     staged_name = direct_uploads.staging_blob_name(device.deviceid, pending["upload_id"])
-    before = load_state().size
+    before = synced_state().size
     status, body = revoke(device.deviceid, "stolen from the warehouse")
     assert (status, body["message"], body["already_revoked"], body["dry_run"]) == (200, "device_revoked", False, False)
     assert body["summary"] == {"challenges_deleted": 2, "uploads_cancelled": 1, "integrity_dropped": 1, "files_marked": 3}

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from urllib3 import encode_multipart_formdata
 
 from client import attestation_sim as sim
-from shared_code.audit.sequencer import load_state
+from shared_code.audit.sequencer import synced_state
 from shared_code.platform import cosmos
 from tests.support.outages import lost_answer
 from tests.support.attestation import APP_ID, android_body, apple_body, attest, chain_for
@@ -51,7 +51,7 @@ def key_body(actor: DeviceActor, new, *, old=None, new_signer=None, challenge: s
 
 def test_a_rotated_key_replaces_the_old_one_which_is_refused_from_then_on(device):
     old, new = device.key, new_key("ed25519")
-    before = load_state().size
+    before = synced_state().size
     status, body = rotate(device, key_body(device, new))
     assert (status, body["message"], body["key_type"], body["trust_level"], body["key_rotations"]) == (
         200, "device_key_rotated", "ed25519", "software", 1)
