@@ -1,5 +1,5 @@
 """Operator calls for the lifecycle tests (the ``functions/operator.py`` handlers, called directly),
-and a snapshot of everything a device's revocation may touch."""
+what a device's own calls answer, and a snapshot of everything a device's revocation may touch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from shared_code.audit.sequencer import synced_state
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
-from tests.support.devices import call
+from tests.support.devices import DeviceActor, call
 
 
 def _json(body: dict | None) -> tuple[dict, bytes]:
@@ -50,6 +50,16 @@ def operator_user(action: str, email: str, body: dict | None = None) -> tuple[in
     headers, raw = _json(body)
     return call(f"operator_{action}_user", "POST", f"operator/users/{email}/{action}", headers=headers, body=raw,
                 route_params={"email": email})
+
+
+def device_calls(actor: DeviceActor) -> list[tuple[int, str]]:
+    """(status, message) of a challenge, a listing, an upload and the record, with the device's credentials."""
+    answers = [call("get_challenge", "GET", "api/challenge", headers=actor.headers),
+               call("list_files", "GET", "api/files", headers=actor.headers),
+               call("get_device", "GET", "api/device", headers=actor.headers)]
+    headers, body = actor.upload_request(b"x", challenge="A" * 43)
+    answers.append(call("upload_file", "POST", "upload-file", headers=headers, body=body))
+    return [(status, answer["message"]) for status, answer in answers]
 
 
 def _strip(item: dict) -> dict:

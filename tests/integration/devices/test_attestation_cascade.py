@@ -9,7 +9,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared_code.audit.sequencer import synced_state
 from shared_code.devices.attestation import sweep
-from shared_code.platform import cosmos
 from tests.support.attestation import SharedIntermediate, android_body, apple_body, attest, chain_for
 from tests.support.audit import entries_since
 from tests.support.devices import DeviceActor, call

@@ -1,6 +1,6 @@
 """Device lifecycle against the real emulators: suspend, resume, revoke with its cascade, the dry
-run, crash safety (a fault part-way, a write that lands after its timeout) and revocation racing
-uploads and challenge requests in flight."""
+run, a revocation with the audit log's store down, and revocation racing uploads and challenge
+requests in flight (storage timeouts part-way: test_lifecycle_crash_safety.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shared_code.audit.sequencer import synced_state
-from shared_code.devices import direct_uploads, lifecycle, registry
+from shared_code.devices import direct_uploads, registry
 from shared_code.platform import cosmos
 from shared_code.platform.crypto import sha256_hex
 from shared_code.platform.timeutil import to_iso, utc_now
@@ -29,8 +29,7 @@ from tests.support.direct_uploads import (
     upload_state,
     uploaded_client,
 )
-from tests.support.lifecycle import device_state, operator_device, resume, revoke, suspend
-from tests.support.outages import cosmos_outage, lost_answer
+from tests.support.lifecycle import device_calls, device_state, operator_device, resume, revoke, suspend
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +37,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def device(attested_device) -> DeviceActor:
     return attested_device
-
-
-def device_calls(actor: DeviceActor) -> list[tuple[int, str]]:
-    """(status, message) of a challenge, a listing, an upload and the record, with the device's credentials."""
-    answers = [call("get_challenge", "GET", "api/challenge", headers=actor.headers),
-               call("list_files", "GET", "api/files", headers=actor.headers),
-               call("get_device", "GET", "api/device", headers=actor.headers)]
-    headers, body = actor.upload_request(b"x", challenge="A" * 43)
-    answers.append(call("upload_file", "POST", "upload-file", headers=headers, body=body))
-    return [(status, answer["message"]) for status, answer in answers]
 
 
 def events(since: int, deviceid: str) -> list[dict]:
@@ -173,20 +162,7 @@ def test_operator_input_is_checked(device):
     assert device.record().get("status") is None
 
 
-# --- crash safety -------------------------------------------------------------------------------
-
-def test_a_revocation_that_fails_half_way_answers_503_and_a_retry_completes_it(busy_device):
-    device, _ = busy_device
-    with cosmos_outage("delete_item", cosmos.CHALLENGES):
-        status, body = revoke(device.deviceid)
-    assert (status, body["message"]) == (503, "service_unavailable")
-    assert set(device_calls(device)) == {(403, "device_revoked")}  # marked first: nothing it holds works
-    assert not lifecycle.revocation_complete(device.record())
-    status, body = revoke(device.deviceid)
-    assert (status, body["already_revoked"]) == (200, True)
-    assert body["summary"] == {"challenges_deleted": 2, "uploads_cancelled": 1, "integrity_dropped": 0, "files_marked": 3}
-    assert lifecycle.revocation_complete(device.record())
-
+# --- crash safety (more in test_lifecycle_crash_safety.py, with the fault harness) ---------------
 
 def test_with_blob_storage_down_a_revocation_answers_503_and_decides_nothing(private_stack):
     """The audit log lives in Blob Storage: a decision that cannot be logged does not take effect."""
@@ -198,28 +174,6 @@ def test_with_blob_storage_down_a_revocation_answers_503_and_decides_nothing(pri
     assert (status, body["message"]) == (503, "service_unavailable")
     assert call("get_challenge", "GET", "api/challenge", headers=device.headers)[1]["message"] == "challenge_issued"
     assert {k: v for k, v in device.record().items() if k != "_ts"} == {k: v for k, v in before.items() if k != "_ts"}
-
-
-def test_a_mark_that_lands_after_its_timeout_still_revokes_and_the_retry_completes(device):
-    assert device.upload(b"a file")[0] == 200
-    with lost_answer(cosmos.DEVICES, lambda body: body.get("status") == "revoked"):
-        assert revoke(device.deviceid)[0] == 503
-    assert set(device_calls(device)) == {(403, "device_revoked")}
-    status, body = revoke(device.deviceid)
-    assert (status, body["already_revoked"], body["summary"]["files_marked"]) == (200, True, 1)
-
-
-def test_the_purge_timer_completes_a_revocation_nobody_retried(device, monkeypatch):
-    from azure.functions.timer import TimerRequest
-
-    assert device.upload(b"a file")[0] == 200
-    with cosmos_outage("query_page", cosmos.FILES):
-        assert revoke(device.deviceid)[0] == 503
-    original = lifecycle.complete_interrupted
-    monkeypatch.setattr(lifecycle, "complete_interrupted", lambda: original(limit=100, grace_seconds=0))
-    HANDLERS["purge_expired_items"](timer=TimerRequest(past_due=False))
-    assert lifecycle.revocation_complete(device.record())
-    assert [f["status"] for f in device_state(device.deviceid)["files"]] == ["device_revoked"]
 
 
 # --- revocation racing requests in flight ------------------------------------------------------

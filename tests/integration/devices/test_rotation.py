@@ -14,8 +14,6 @@ from urllib3 import encode_multipart_formdata
 
 from client import attestation_sim as sim
 from shared_code.audit.sequencer import synced_state
-from shared_code.platform import cosmos
-from tests.support.outages import lost_answer
 from tests.support.attestation import APP_ID, android_body, apple_body, attest, chain_for
 from tests.support.audit import entries_since
 from tests.support.devices import DeviceActor, call, json_body, new_key, public_pem, sign
@@ -93,15 +91,6 @@ def test_rotation_needs_an_attested_key_a_fresh_challenge_and_a_usable_new_key(d
     weak = new_key("rsa1024")
     status, body = rotate(device, key_body(device, weak, old=first))
     assert (status, body["message"]) == (400, "unusable_key")
-
-
-def test_a_rotation_that_lands_after_its_timeout_is_answered_key_already_current_on_retry(device):
-    new = new_key()
-    with lost_answer(cosmos.DEVICES, lambda body: bool(body.get("key_history"))):
-        assert rotate(device, key_body(device, new))[0] == 503
-    status, body = rotate(device, key_body(device, new))  # the device retries: still signing with the old key
-    assert (status, body["message"]) == (409, "key_already_current")
-    assert device.record()["public_key"] == public_pem(new)
 
 
 # --- hardware devices ----------------------------------------------------------------------------
