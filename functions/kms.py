@@ -1,18 +1,23 @@
-"""KMS API (seed 002 "KMS server"): per-file RSA key pairs, grants and revocation.
+"""KMS API (seed 002 "KMS server"): per-file RSA key pairs, grants and revocation; KEK rotation
+(issue 18): the rewrap timer and the operators' status.
 
-Every call needs a live session in the ``sid`` header (403 ``invalid_session``). Handlers only
-parse, call :mod:`shared_code.filestore.kms`, and map the result to a JSON response.
+Every user call needs a live session in the ``sid`` header (403 ``invalid_session``); the status
+needs a function key in Azure. Handlers only parse, call :mod:`shared_code.filestore.kms` /
+:mod:`shared_code.filestore.kek_rotation`, and map the result to a JSON response.
 """
 
 import base64
+import logging
 
 import azure.functions as func
 
 from shared_code.accounts.sessions import session_email
-from shared_code.filestore import kms
+from shared_code.filestore import kek_rotation, kms
+from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 
 kms_bp = func.Blueprint()
+log = logging.getLogger("trustgate.kms")
 
 
 def _file_name(body: dict) -> str:
@@ -58,3 +63,29 @@ def revoke_access(req: func.HttpRequest) -> func.HttpResponse:
     """POST /revoke_access {file_name, friend_email} → 200 (effective at once) / 400 permission_denied / 403."""
     kms.revoke(*_access_change(req))
     return json_response(200, "revoke_success")
+
+
+# Not "admin/kms/status": the Functions host reserves routes starting with "admin" for its own
+# admin API and refuses to load a function that claims one (routePrefix is "" here).
+@kms_bp.route(route="kms/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors
+def kms_status(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /kms/status → 200 {active_kek, keks: [{kid, active, keys, retirable}], unknown_kek_keys, unknown_keks}."""
+    return json_response(200, "kms_status", **kek_rotation.status())
+
+
+@kms_bp.timer_trigger(arg_name="timer", schedule="%KMS_REWRAP_SCHEDULE%", run_on_startup=False)
+def kms_rewrap_timer(timer: func.TimerRequest) -> None:
+    """Rewrap file keys under retired KEKs in bounded batches (:func:`kek_rotation.rewrap_run`).
+
+    Raises ``RuntimeError`` when storage failed mid-run or keys did not unwrap, so the host
+    records the run as failed; the next run continues where this one stopped.
+    """
+    try:
+        report = kek_rotation.rewrap_run()
+    except ServiceUnavailable as error:
+        raise RuntimeError(f"kek rewrap stopped by a storage outage ({error.detail}); the next run continues") from error
+    log.info("kek rewrap: %d rewrapped, %d raced, %d failed in %d batch(es)%s", report.rewrapped, report.raced,
+             len(report.failed), report.batches, " (more remain)" if report.more else "")
+    if report.failed:
+        raise RuntimeError(f"kek rewrap: {len(report.failed)} key(s) do not unwrap under their KEK: {', '.join(report.failed[:10])}")
