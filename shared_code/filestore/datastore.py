@@ -6,23 +6,27 @@ public key, ``encrypted_aes_initial_vector`` the 96-bit GCM nonce.
 
 Blob ``{ENCRYPTED_FILES_CONTAINER}/{key_id}`` (key id: :func:`shared_code.filestore.kms.key_id`) holds the
 ciphertext bytes with the envelope as blob metadata ``encrypted_aes_key`` and
-``encrypted_aes_iv`` (base64), written in one conditional create (``If-None-Match: *``) so a
-second upload can never overwrite the first. Who may read is decided by the KMS: the key's
-owner and its grantees, checked on every request.
+``encrypted_aes_iv`` (base64) and ``key_version`` (the file key version whose public key wrapped
+the data key; absent on blobs stored before versions existed: 1), written in one conditional create
+(``If-None-Match: *``) so a second upload can never overwrite the first. Replacing a stored file
+(after a key rotation: :mod:`shared_code.filestore.key_service`) is one conditional write on the
+etag the owner downloaded (``If-Match``). Who may read is decided by the KMS: the key's owner and
+its grantees, checked on every request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContentSettings
 
-from shared_code.filestore import kms
+from shared_code.filestore import key_versions, kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import b64decode_strict, b64encode_text
-from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 
 IV_BYTES = 12
 GCM_TAG_BYTES = 16
@@ -42,6 +46,16 @@ class Envelope:
     def to_json(self) -> dict[str, str]:
         """The three envelope fields of the API, base64 (standard alphabet, padded)."""
         return {name: b64encode_text(getattr(self, name)) for name in ENVELOPE_FIELDS}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file: its :class:`Envelope`, the file ``key_version`` that wrapped its data key,
+    and the blob's ``etag`` (for a conditional replace)."""
+
+    envelope: Envelope
+    key_version: int
+    etag: str
 
 
 def max_body_bytes() -> int:
@@ -79,31 +93,51 @@ def parse_envelope(fields: dict[str, object]) -> Envelope:
     return envelope
 
 
-def store(email: str, file_name: str, envelope: Envelope) -> None:
-    """Store ``envelope`` as ``file_name`` for its KMS owner ``email``, never overwriting.
+def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | None = None,
+          if_match: str | None = None) -> tuple[int, str]:
+    """Store ``envelope`` as ``file_name`` for its KMS owner ``email``, sealed under the key's
+    current version (``key_version``, when given, must be it); returns ``(key version, etag)``.
+
+    Without ``if_match`` the file must be new (never overwriting). With ``if_match`` (the etag the
+    owner downloaded) the stored file is replaced only if it is still that one: one conditional
+    write, so if it times out and lands later the caller got 503 and the file is replaced (a retry
+    with the same etag answers 412 and a download shows the new version); two racing replaces
+    cannot both land.
 
     Raises :class:`Forbidden` ``permission_denied`` when ``email`` does not own the file's KMS
     key, :class:`BadRequest` ``invalid_field`` when ``encrypted_aes_key`` is not the size of
-    that key's RSA modulus, :class:`Conflict` ``file_exists`` when the file was uploaded
-    before, :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
+    that key's RSA modulus, :class:`Conflict` ``key_version_not_current`` for an older version,
+    ``file_exists`` when the file was uploaded before (no ``if_match``),
+    :class:`PreconditionFailed` ``precondition_failed`` when the stored file is not ``if_match``
+    (changed, or absent), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
     """
     key = kms.key_of_owner(email, file_name)
     if key is None:
         raise Forbidden("permission_denied", "only the owner of the file's KMS key may upload it")
+    current = key_versions.current_version(key)
+    if key_version is not None and key_version != current:
+        raise Conflict("key_version_not_current", f"the file's key is at version {current}: seal the file under its "
+                                                  "current public key (POST /get_public_key or /rotate_file_key)")
     if len(envelope.encrypted_aes_key) != key["key_bits"] // 8:
         raise BadRequest("invalid_field", "'encrypted_aes_key' must be RSA-OAEP output under the file's KMS key")
     metadata = {"encrypted_aes_key": b64encode_text(envelope.encrypted_aes_key),
-                "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector)}
+                "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector),
+                "key_version": str(current)}
+    condition = {"overwrite": False} if if_match is None else \
+        {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
     with blobs.storage_errors("encrypted upload"):
         try:
-            _blob(file_name).upload_blob(envelope.encrypted_data, overwrite=False, metadata=metadata,
-                                         content_settings=ContentSettings(content_type="application/octet-stream"))
+            written = _blob(file_name).upload_blob(envelope.encrypted_data, metadata=metadata, **condition,
+                                                   content_settings=ContentSettings(content_type="application/octet-stream"))
         except ResourceExistsError:
             raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise PreconditionFailed(detail="the stored file changed since it was downloaded (or is gone): download it again") from None
+    return current, written["etag"]
 
 
-def fetch(email: str, file_name: str) -> Envelope:
-    """The stored envelope of ``file_name`` for its owner or a grantee.
+def fetch(email: str, file_name: str) -> StoredFile:
+    """The stored envelope of ``file_name`` for its owner or a grantee, with its key version and etag.
 
     Raises :class:`NotFound` ``file_not_found`` when there is no such file *or* the caller may
     not read it (same answer), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
@@ -118,7 +152,22 @@ def fetch(email: str, file_name: str) -> Envelope:
         except ResourceNotFoundError:
             raise not_found from None
     metadata = downloader.properties.metadata or {}
-    return Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
+    envelope = Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
+    return StoredFile(envelope, _key_version(metadata), downloader.properties.etag)
+
+
+def stored_key_version(file_name: str) -> int | None:
+    """The key version the stored file of ``file_name`` was sealed under, ``None`` when nothing is
+    stored (one properties read). Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
+    with blobs.storage_errors("encrypted file properties"):
+        try:
+            return _key_version(_blob(file_name).get_blob_properties().metadata or {})
+        except ResourceNotFoundError:
+            return None
+
+
+def _key_version(metadata: dict[str, str]) -> int:
+    return int(metadata.get("key_version", "1"))
 
 
 def _blob(file_name: str) -> BlobClient:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared_code.audit import trail
-from shared_code.filestore import key_wrap
+from shared_code.filestore import key_versions, key_wrap
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 
@@ -36,8 +36,12 @@ log = logging.getLogger("trustgate.kms")
 
 WRAPPED = "wrapped_private_key"
 MAX_UNKNOWN_KIDS = 20
-# A key item's wrapped key(s): the fields a kid filter applies to.
-_UNDER_KIDS = f"ARRAY_CONTAINS(@kids, c.{WRAPPED}.kid)"
+# Where a key item holds wrapped private keys (key_versions): the current version at the top level,
+# older ones in previous_versions. Counting is per wrapped key (one per key version).
+_CURRENT_UNDER = f"ARRAY_CONTAINS(@kids, c.{WRAPPED}.kid)"
+_PREVIOUS_UNDER = f"ARRAY_CONTAINS(@kids, v.{WRAPPED}.kid)"
+_ANY_UNDER = f"({_CURRENT_UNDER} OR EXISTS(SELECT VALUE v FROM v IN c.{key_versions.PREVIOUS} WHERE {_PREVIOUS_UNDER}))"
+_FROM_PREVIOUS = f"FROM c JOIN v IN c.{key_versions.PREVIOUS}"
 
 
 @dataclass
@@ -81,25 +85,23 @@ def rewrap_run(batch_size: int | None = None, max_batches: int | None = None) ->
 
 
 def _under_retired_keks(ring: key_wrap.Keyring, limit: int, skip: list[str]) -> list[dict[str, Any]]:
-    query = f"SELECT * FROM c WHERE {_UNDER_KIDS} AND NOT ARRAY_CONTAINS(@skip, c.id)"
+    query = f"SELECT * FROM c WHERE {_ANY_UNDER} AND NOT ARRAY_CONTAINS(@skip, c.id)"
     return cosmos.query_first(cosmos.KMS_KEYS, query, [{"name": "@kids", "value": ring.retired_kids},
                                                       {"name": "@skip", "value": skip}], limit)
 
 
 def _rewrap_batch(ring: key_wrap.Keyring, items: list[dict[str, Any]], report: RewrapReport) -> None:
-    """Audit the batch, then replace each item with its key rewrapped (one etag-guarded write per
+    """Audit the batch, then replace each item with its keys rewrapped (one etag-guarded write per
     item; see the module docstring for what a crash or a late write leaves)."""
-    from_keks = sorted({item[WRAPPED]["kid"] for item in items})
+    from_keks = sorted({v.wrapped_private_key["kid"] for item in items for v in key_versions.versions(item)} - {ring.active.kid})
     trail.record("kms_kek_rewrap_batch", actor=trail.OPERATOR, objects={"to_kek": ring.active.kid, "from_keks": from_keks, "keys": len(items)})
     for item in items:
         try:
-            rewrapped = key_wrap.rewrap(item[WRAPPED], item["id"], ring)
+            body = _rewrapped(item, ring)
         except key_wrap.KeyUnwrapFailed:
-            log.error("kek rewrap: key %s does not unwrap under its KEK %s; skipped", item["id"], item[WRAPPED].get("kid"))
+            log.error("kek rewrap: key %s does not unwrap under its KEK; skipped", item["id"])
             report.failed.append(item["id"])
             continue
-        body = {name: value for name, value in item.items() if not name.startswith("_")}
-        body[WRAPPED] = rewrapped
         try:
             cosmos.replace_item(cosmos.KMS_KEYS, body, item["_etag"])
             report.rewrapped += 1
@@ -107,31 +109,49 @@ def _rewrap_batch(ring: key_wrap.Keyring, items: list[dict[str, Any]], report: R
             report.raced += 1
 
 
+def _rewrapped(item: dict[str, Any], ring: key_wrap.Keyring) -> dict[str, Any]:
+    """``item`` as read (without system fields) with every wrapped key under a retired KEK rewrapped
+    under the active one, each with its version's associated data."""
+    body = {name: value for name, value in item.items() if not name.startswith("_")}
+    current, *previous = key_versions.versions(item)
+    if key_wrap.needs_rewrap(current.wrapped_private_key, ring):
+        body[WRAPPED] = key_wrap.rewrap(current.wrapped_private_key, key_versions.wrap_aad(item["id"], current.version), ring)
+    if previous:
+        body[key_versions.PREVIOUS] = [
+            {**old.as_item(), WRAPPED: key_wrap.rewrap(old.wrapped_private_key, key_versions.wrap_aad(item["id"], old.version), ring)}
+            if key_wrap.needs_rewrap(old.wrapped_private_key, ring) else old.as_item() for old in previous]
+    return body
+
+
 def status() -> dict[str, Any]:
     """What each KEK still wraps: ``{"active_kek", "keks": [{"kid", "active", "keys",
     "retirable"}], "unknown_kek_keys", "unknown_keks"}``.
 
-    ``keys`` counts the key items under that kid (one cross-partition ``COUNT`` query per kid);
-    ``retirable`` is true for a non-active kid with none left (remove it from the keyring then);
-    ``unknown_kek_keys`` counts items under kids the keyring lacks (unreadable: restore that KEK),
-    ``unknown_keks`` names up to 20 of those kids. Raises
+    ``keys`` counts the wrapped private keys (one per live key version) under that kid: two
+    cross-partition ``COUNT`` queries per kid (current versions, older versions); ``retirable`` is
+    true for a non-active kid with none left (remove it from the keyring then);
+    ``unknown_kek_keys`` counts wrapped keys under kids the keyring lacks (unreadable: restore that
+    KEK), ``unknown_keks`` the kids seen among up to 20 of them. Raises
     :class:`~shared_code.platform.config.ConfigError` and
     :class:`~shared_code.platform.errors.ServiceUnavailable`.
     """
     ring = key_wrap.keyring()
     keks = []
     for kid in ring.kids:
-        count = _count(_UNDER_KIDS, [kid])
+        count = _count(f"FROM c WHERE {_CURRENT_UNDER}", [kid]) + _count(f"{_FROM_PREVIOUS} WHERE {_PREVIOUS_UNDER}", [kid])
         keks.append({"kid": kid, "active": kid == ring.active.kid, "keys": count,
                      "retirable": kid != ring.active.kid and count == 0})
-    unknown_filter = f"IS_DEFINED(c.{WRAPPED}.kid) AND NOT {_UNDER_KIDS}"
-    unknown_keks = cosmos.query_first(cosmos.KMS_KEYS, f"SELECT VALUE c.{WRAPPED}.kid FROM c WHERE {unknown_filter}",
-                                      [{"name": "@kids", "value": ring.kids}], MAX_UNKNOWN_KIDS)
-    return {"active_kek": ring.active.kid, "keks": keks, "unknown_kek_keys": _count(unknown_filter, ring.kids),
-            "unknown_keks": sorted(set(unknown_keks))}
+    unknown_current = f"FROM c WHERE IS_DEFINED(c.{WRAPPED}.kid) AND NOT {_CURRENT_UNDER}"
+    unknown_previous = f"{_FROM_PREVIOUS} WHERE IS_DEFINED(v.{WRAPPED}.kid) AND NOT {_PREVIOUS_UNDER}"
+    parameters = [{"name": "@kids", "value": ring.kids}]
+    seen = (cosmos.query_first(cosmos.KMS_KEYS, f"SELECT VALUE c.{WRAPPED}.kid {unknown_current}", parameters, MAX_UNKNOWN_KIDS)
+            + cosmos.query_first(cosmos.KMS_KEYS, f"SELECT VALUE v.{WRAPPED}.kid {unknown_previous}", parameters, MAX_UNKNOWN_KIDS))
+    return {"active_kek": ring.active.kid, "keks": keks,
+            "unknown_kek_keys": _count(unknown_current, ring.kids) + _count(unknown_previous, ring.kids),
+            "unknown_keks": sorted(set(seen))}
 
 
-def _count(condition: str, kids: list[str]) -> int:
-    result = cosmos.query_first(cosmos.KMS_KEYS, f"SELECT VALUE COUNT(1) FROM c WHERE {condition}",
-                                [{"name": "@kids", "value": kids}], 1)
+def _count(source: str, kids: list[str]) -> int:
+    """``SELECT VALUE COUNT(1) <source>`` with ``@kids`` bound to ``kids``."""
+    result = cosmos.query_first(cosmos.KMS_KEYS, f"SELECT VALUE COUNT(1) {source}", [{"name": "@kids", "value": kids}], 1)
     return int(result[0]) if result else 0

@@ -101,6 +101,11 @@ def key_of_owner(email: str, file_name: str) -> dict[str, Any] | None:
     return item if item is not None and item["owner"] == email else None
 
 
+def key_for(email: str, file_name: str) -> dict[str, Any] | None:
+    """The key item of ``file_name`` if ``email`` owns it or holds a live grant, else ``None``."""
+    return cosmos.read_item(cosmos.KMS_KEYS, key_id(file_name), key_id(file_name)) if has_access(email, file_name) else None
+
+
 def has_access(email: str, file_name: str) -> bool:
     """Whether ``email`` owns ``file_name``'s key or holds a live grant (one point read)."""
     return cosmos.read_item(cosmos.FILE_ACCESS, key_id(file_name), email) is not None

@@ -137,8 +137,8 @@ CRASHING_RUN = textwrap.dedent("""
     original, done = cosmos.replace_item, []
     def replace_then_die(spec, body, etag):
         result = original(spec, body, etag)
-        done.append(body["id"])
-        if len(done) == 2:
+        done.append(spec is cosmos.KMS_KEYS)
+        if sum(done) == 2:
             os.kill(os.getpid(), signal.SIGKILL)  # the process dies mid-batch, right after its 2nd write
         return result
     cosmos.replace_item = replace_then_die
@@ -218,3 +218,19 @@ def test_status_reports_keys_under_kids_the_keyring_lacks(stack) -> None:
     assert kek_rotation.rewrap_run().rewrapped == 0  # nothing can read it: never queried for rewrap
     status, answer = alice.private_key(name)
     assert (status, answer["message"]) == (500, "kms_unwrap_failed")
+
+
+def test_every_version_of_a_file_key_is_rewrapped_with_its_own_associated_data(stack) -> None:
+    alice = User.new("alice")
+    name = unique_name("kek-versions")
+    assert alice.public_key(name)[0] == 200
+    assert alice.rotate(name)[1]["key_version"] == 2
+    exported = {v: alice.post("get_private_key", {"file_name": name, "key_version": v})[1]["kms_private_key"] for v in (1, 2)}
+    legacy = key_wrap.current_kek().kid
+    stack.keyring(KMS_MASTER_KEYS=json.dumps({NEW_KID: _kek()}), KMS_ACTIVE_KEK=NEW_KID)
+    assert _keys_by_kid(_status()) == {legacy: 2, NEW_KID: 0}  # one wrapped key per live version
+
+    assert kek_rotation.rewrap_run().rewrapped == 1  # one item, both versions in one write
+    assert _keys_by_kid(_status()) == {legacy: 0, NEW_KID: 2}
+    stack.keyring(KMS_MASTER_KEY=None)
+    assert {v: alice.post("get_private_key", {"file_name": name, "key_version": v})[1]["kms_private_key"] for v in (1, 2)} == exported

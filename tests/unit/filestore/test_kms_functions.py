@@ -24,3 +24,9 @@ def test_no_http_route_claims_the_hosts_admin_or_runtime_prefix():
 def test_the_rewrap_timer_runs_on_its_setting():
     timer = FUNCTIONS["kms_rewrap_timer"].get_trigger()
     assert timer.get_binding_name() == "timerTrigger" and timer.schedule == "%KMS_REWRAP_SCHEDULE%"
+
+
+def test_the_key_service_routes_are_session_posts():
+    for name, route in (("unwrap_key", "unwrap_key"), ("rotate_file_key", "rotate_file_key"), ("retire_file_key", "retire_file_key")):
+        trigger = FUNCTIONS[name].get_trigger()
+        assert (trigger.route, trigger.methods, trigger.auth_level) == (route, [func.HttpMethod.POST], func.AuthLevel.ANONYMOUS)
