@@ -20,7 +20,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "tokens", "audit")
+SECTIONS = ("imports", "latency", "uploads", "tokens", "audit", "kms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,17 +47,23 @@ def main(argv: list[str] | None = None) -> int:
                 ups = uploads.run(settings, Path(tmp))
             if "tokens" in options.only:
                 toks = tokens.run(settings, Path(tmp))
+    kms_figures = None
+    if "kms" in options.only:  # KMS key service (issue 18)
+        from benchmarks import kms
+
+        with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
+            kms_figures = kms.run(settings, Path(tmp))
     audit_figures = None
     if "audit" in options.only:  # a fresh emulator pair: the proof log starts from an empty tree
         from benchmarks import audit
 
         with stack.emulators():
             audit_figures = audit.run()
-    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures)
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, kms_figures)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, kms_figures=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -90,6 +96,11 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None) -
                          f"{name} {w.p50 - wo.p50:+.1f} ms" for name, w, wo in a.endpoints)
                      + f"; proofs at 10^5: inclusion {a.inclusion_cold.p50:.1f} ms cold ({a.reads_inclusion:.1f} reads), "
                        f"{a.inclusion_warm.p50:.2f} ms warm, consistency {a.consistency_cold.p50:.1f} ms cold")
+    if kms_figures:
+        k = kms_figures
+        lines.append(f"RSA-3072 p50/p95 ms: /unwrap_key {k.unwrap_ms.p50:.1f}/{k.unwrap_ms.p95:.1f}, "
+                     f"/get_private_key {k.export_ms.p50:.1f}/{k.export_ms.p95:.1f} (N={k.unwrap_ms.n}); "
+                     f"OAEP decrypt CPU {k.cpu_ms['OAEP decrypt: valid data key']:.2f} ms")
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 
