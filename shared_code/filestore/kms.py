@@ -3,7 +3,8 @@
 Container ``kms_keys`` (partition ``/id``), one item per file name::
 
     {"id": key_id, "file_name", "owner": email, "key_bits", "public_key": PEM SPKI,
-     "wrapped_private_key": {shared_code.filestore.key_wrap form}, "created_at": iso}
+     "wrapped_private_key": {shared_code.filestore.key_wrap form}, "created_at": iso,
+     "key_version"?, "previous_versions"?}    # key versions: shared_code.filestore.key_versions
 
 Container ``file_access`` (partition ``/email``), one item per user who may use the key::
 
@@ -109,20 +110,6 @@ def key_for(email: str, file_name: str) -> dict[str, Any] | None:
 def has_access(email: str, file_name: str) -> bool:
     """Whether ``email`` owns ``file_name``'s key or holds a live grant (one point read)."""
     return cosmos.read_item(cosmos.FILE_ACCESS, key_id(file_name), email) is not None
-
-
-def private_key_pem(email: str, file_name: str) -> bytes:
-    """The PKCS#8 PEM private key of ``file_name`` for its owner or a grantee.
-
-    Raises :class:`BadRequest` ``access_denied`` for anyone else and for unknown names (same
-    answer), :class:`~shared_code.filestore.key_wrap.KeyUnwrapFailed` or ``ConfigError`` when the master
-    key cannot unwrap it, :class:`ServiceUnavailable` when Cosmos DB fails.
-    """
-    kid = key_id(file_name)
-    item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid) if has_access(email, file_name) else None
-    if item is None:
-        raise BadRequest("access_denied", "no key for this file name is available to you")
-    return key_wrap.unwrap(item["wrapped_private_key"], kid)
 
 
 def grant(owner: str, file_name: str, friend_email: object) -> None:
