@@ -26,7 +26,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.report import Stats, heading, summarize, table
-from benchmarks.stack import StackSettings, devhost_subprocess
+from benchmarks.stack import StackSettings, devhost_subprocess, environment
 
 N = 200
 WARMUP = 5
@@ -44,20 +44,9 @@ class KmsFigures:
 
 def run(stack: StackSettings, workdir: Path) -> KmsFigures:
     """Measure and print; returns the figures."""
-    saved = {name: os.environ.get(name) for name in BENCH_SETTINGS}
-    os.environ.update(BENCH_SETTINGS)  # the devhost subprocess and the in-process steps use them
-    try:
-        from shared_code.platform.config import reset_settings
-
-        reset_settings()
+    with environment(BENCH_SETTINGS):  # the devhost subprocess and the in-process steps use them
         unwrap_ms, export_ms = _http(stack, workdir)
         cpu_ms = _cpu()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     heading("POST /unwrap_key vs POST /get_private_key, RSA-3072, devhost subprocess, keep-alive")
     table(["endpoint", "calls", "p50 ms", "p95 ms", "max ms"],
           [[label, s.n, s.p50, s.p95, s.maximum] for label, s in (("/unwrap_key", unwrap_ms), ("/get_private_key", export_ms))])

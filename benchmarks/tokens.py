@@ -14,7 +14,6 @@ calls, and requests per second = calls / wall time of the counted phase.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.report import Stats, heading, summarize, table
-from benchmarks.stack import StackSettings, devhost_subprocess
+from benchmarks.stack import StackSettings, devhost_subprocess, environment
 
 LEVELS = (1, 8, 32)
 TOTAL_CALLS = 640
@@ -76,16 +75,8 @@ def _level(base_url: str, token: str, clients: int) -> Level:
 
 def run(stack: StackSettings, workdir: Path) -> list[Level]:
     """Measure and print; returns one :class:`Level` per concurrency level."""
-    saved = {name: os.environ.get(name) for name in BENCH_SETTINGS}
-    os.environ.update(BENCH_SETTINGS)  # the devhost subprocess inherits the environment
-    try:
+    with environment(BENCH_SETTINGS):  # the devhost subprocess inherits the environment
         levels = _measure(stack, workdir)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     heading("GET /verify_token through a devhost subprocess (valid token, keep-alive)")
     table(["clients", "calls", "p50 ms", "p95 ms", "max ms", "req/s", "failed"],
           [[str(lv.clients), lv.ms.n, lv.ms.p50, lv.ms.p95, lv.ms.maximum, lv.requests_per_s, lv.failures] for lv in levels])

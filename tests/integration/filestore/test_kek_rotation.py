@@ -21,10 +21,10 @@ from azure.functions.timer import TimerRequest
 from client.envelope import Sealed, open_sealed
 from shared_code.filestore import kek_rotation, key_wrap, kms
 from shared_code.platform import cosmos
-from shared_code.platform.config import reset_settings
 from tests.conftest import ROOT
 from tests.support.devices import HANDLERS, call
 from tests.support.files import User, unique_name
+from tests.support.settings import apply_settings
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +38,7 @@ def _kek() -> str:
 @pytest.fixture
 def stack(private_stack, monkeypatch):
     """The private stack plus a way to change the keyring settings for this test."""
-    def keyring(**values: str | None) -> None:
-        for name, value in values.items():
-            if value is None:
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-        reset_settings()
-    private_stack.keyring = keyring
+    private_stack.keyring = lambda **values: apply_settings(monkeypatch, **values)
     return private_stack
 
 

@@ -17,26 +17,14 @@ from shared_code.platform.config import reset_settings
 from shared_code.platform.security_log import subject_ref
 from tests.support.devices import call, respond
 from tests.support.files import User, b64, unique_name
+from tests.support.settings import apply_settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def alice(emulators) -> User:
-    return User.new("alice")
-
-
-@pytest.fixture
-def bob(emulators) -> User:
-    return User.new("bob")
-
-
-@pytest.fixture
 def setting(monkeypatch):
-    def apply(name: str, value: str) -> None:
-        monkeypatch.setenv(name, value)
-        reset_settings()
-    yield apply
+    yield lambda name, value: apply_settings(monkeypatch, **{name: value})
     monkeypatch.undo()
     reset_settings()
 

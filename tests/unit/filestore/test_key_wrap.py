@@ -12,6 +12,7 @@ from shared_code.filestore import key_wrap
 from shared_code.filestore.key_wrap import KeyUnwrapFailed
 from shared_code.platform import config
 from shared_code.platform.config import ConfigError
+from tests.support.settings import apply_settings
 
 PKCS8 = b"-----BEGIN PRIVATE KEY-----\nMIIE...fake...\n-----END PRIVATE KEY-----\n"
 
@@ -106,14 +107,7 @@ def _kek() -> str:
 
 @pytest.fixture
 def kek_settings(monkeypatch):
-    def apply(**values: str | None) -> None:
-        for name, value in values.items():
-            if value is None:
-                monkeypatch.delenv(name, raising=False)
-            else:
-                monkeypatch.setenv(name, value)
-        config.reset_settings()
-    yield apply
+    yield lambda **values: apply_settings(monkeypatch, **values)
     monkeypatch.undo()
     config.reset_settings()
 
