@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, ContentSettings
+from azure.storage.blob import BlobClient, BlobProperties, ContentSettings
 
 from shared_code.filestore import key_versions, kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
-from shared_code.platform.crypto import b64decode_strict, b64encode_text
+from shared_code.platform.crypto import b64decode_strict, b64encode_text, random_token
 from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
 
 IV_BYTES = 12
@@ -102,7 +102,8 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
     owner downloaded) the stored file is replaced only if it is still that one: one conditional
     write, so if it times out and lands later the caller got 503 and the file is replaced (a retry
     with the same etag answers 412 and a download shows the new version); two racing replaces
-    cannot both land.
+    cannot both land. The blob names a random id of this request (``upload_id``), so when the
+    SDK's own retry of the write meets the blob its first try wrote, the replace succeeds.
 
     Raises :class:`Forbidden` ``permission_denied`` when ``email`` does not own the file's KMS
     key, :class:`BadRequest` ``invalid_field`` when ``encrypted_aes_key`` is not the size of
@@ -120,19 +121,26 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
                                                   "current public key (POST /get_public_key or /rotate_file_key)")
     if len(envelope.encrypted_aes_key) != key["key_bits"] // 8:
         raise BadRequest("invalid_field", "'encrypted_aes_key' must be RSA-OAEP output under the file's KMS key")
+    upload_id = random_token(16)
     metadata = {"encrypted_aes_key": b64encode_text(envelope.encrypted_aes_key),
                 "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector),
-                "key_version": str(current)}
+                "key_version": str(current), "upload_id": upload_id}
     condition = {"overwrite": False} if if_match is None else \
         {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
+    blob = _blob(file_name)
     with blobs.storage_errors("encrypted upload"):
         try:
-            written = _blob(file_name).upload_blob(envelope.encrypted_data, metadata=metadata, **condition,
-                                                   content_settings=ContentSettings(content_type="application/octet-stream"))
+            written = blob.upload_blob(envelope.encrypted_data, metadata=metadata, **condition,
+                                       content_settings=ContentSettings(content_type="application/octet-stream"))
         except ResourceExistsError:
             raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
         except (ResourceModifiedError, ResourceNotFoundError):
-            raise PreconditionFailed(detail="the stored file changed since it was downloaded (or is gone): download it again") from None
+            # The SDK retries a write whose answer was lost; its retry then meets the blob the first
+            # try wrote. The request's random id tells that apart from someone else's change.
+            properties = _properties(blob)
+            if properties is None or (properties.metadata or {}).get("upload_id") != upload_id:
+                raise PreconditionFailed(detail="the stored file changed since it was downloaded (or is gone): download it again") from None
+            return current, properties.etag
     return current, written["etag"]
 
 
@@ -160,10 +168,15 @@ def stored_key_version(file_name: str) -> int | None:
     """The key version the stored file of ``file_name`` was sealed under, ``None`` when nothing is
     stored (one properties read). Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
     with blobs.storage_errors("encrypted file properties"):
-        try:
-            return _key_version(_blob(file_name).get_blob_properties().metadata or {})
-        except ResourceNotFoundError:
-            return None
+        properties = _properties(_blob(file_name))
+    return None if properties is None else _key_version(properties.metadata or {})
+
+
+def _properties(blob: BlobClient) -> BlobProperties | None:
+    try:
+        return blob.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
 
 
 def _key_version(metadata: dict[str, str]) -> int:

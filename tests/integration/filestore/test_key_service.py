@@ -205,3 +205,25 @@ def test_a_wrapped_private_key_moved_to_another_version_does_not_unwrap(alice, e
     cosmos.upsert_item(cosmos.KMS_KEYS, item)
     assert alice.private_key(name)[0] == 200
     assert alice.post("get_private_key", {"file_name": name, "key_version": 1})[1]["message"] == "kms_unwrap_failed"
+
+
+def test_a_replace_whose_answer_was_lost_and_retried_by_the_sdk_still_succeeds(alice, monkeypatch):
+    from azure.core.exceptions import ResourceModifiedError
+    from azure.storage.blob import BlobClient
+
+    name = unique_name("sdk-retry")
+    alice.put(name, b"first")
+    _, body = _stored(alice, name)
+    status, rotated = alice.rotate(name)
+    resealed = seal(b"second", name, base64.b64decode(rotated["kms_public_key"]))
+    original = BlobClient.upload_blob
+
+    def lands_then_412(self, *args, **kwargs):  # the first try lands, the SDK's retry meets its own blob
+        original(self, *args, **kwargs)
+        raise ResourceModifiedError("the condition specified using HTTP conditional header(s) is not met")
+
+    monkeypatch.setattr(BlobClient, "upload_blob", lands_then_412)
+    status, replaced = alice.upload(name, resealed, key_version=2, if_match=body["etag"])
+    assert (status, replaced["key_version"]) == (200, 2)
+    monkeypatch.setattr(BlobClient, "upload_blob", original)
+    assert replaced["etag"] == _stored(alice, name)[1]["etag"] and _open(alice, name) == b"second"
