@@ -2,8 +2,10 @@
 
 Order: import time first (no emulators running yet, so the machine is quiet), then one emulator
 pair for the rest: latency against an in-process devhost, then throughput/RSS against a devhost
-subprocess. Ends with a compact summary block. ``--only`` runs a subset. Prints figures only;
-nothing is asserted, and the exit code is non-zero only if a benchmark could not run.
+subprocess, then the per-request cost of the hot endpoints (``requests``). Ends with a compact
+summary block. ``--only`` runs a subset. Prints figures; no speed target is asserted. Exit code 3
+when a security guarantee broke during the run (a one-time token valid twice, a revoked token
+valid), non-zero too when a benchmark could not run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "tokens", "audit", "kms")
+SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "kms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,23 +32,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_example_settings_if_needed()
 
-    from benchmarks import import_time, latency, stack, tokens, uploads
+    from benchmarks import attestation, import_time, latency, per_request, stack, uploads
 
     started = time.perf_counter()
     print(f"TrustGate benchmarks  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  Python {platform.python_version()}  "
           f"{platform.system()} {platform.machine()}  {os.cpu_count()} CPUs", flush=True)
-    imports = lat = ups = toks = None
+    imports = lat = ups = toks = att = None
     if "imports" in options.only:
         imports = import_time.run()
-    if {"latency", "uploads", "tokens"} & set(options.only):
+    if {"latency", "uploads", "requests", "attestation"} & set(options.only):
         with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
             if "latency" in options.only:
                 with stack.in_process_devhost() as base_url:
                     lat = latency.run(base_url, Path(tmp))
             if "uploads" in options.only:
                 ups = uploads.run(settings, Path(tmp))
-            if "tokens" in options.only:
-                toks = tokens.run(settings, Path(tmp))
+            if "requests" in options.only:
+                try:
+                    toks = per_request.run(settings, Path(tmp), settings.pids)
+                except per_request.GuaranteeBroken as broken:
+                    print(f"GUARANTEE BROKEN: {broken}", file=sys.stderr, flush=True)
+                    return 3
+            if "attestation" in options.only:  # devices: hardware attestation
+                with attestation.test_authority(Path(tmp)) as authority, stack.in_process_devhost() as base_url:
+                    att = attestation.run(base_url, authority)
     kms_figures = None
     if "kms" in options.only:  # KMS key service (issue 18)
         from benchmarks import kms
@@ -59,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
 
         with stack.emulators():
             audit_figures = audit.run()
-    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, kms_figures)
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, kms_figures)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, kms_figures=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, kms_figures=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -87,8 +96,12 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, k
                      f"(N={imports.runs}; azure.functions alone {imports.azure_functions_ms:.0f} ms; "
                      f"via {', '.join(f'{name} {ms:.0f}' for name, ms in imports.dependencies[:4])} ms)")
     if toks:
-        lines.append("verify_token p50/p95 ms, req/s by concurrent clients: " + "; ".join(
-            f"{lv.clients}: {lv.ms.p50:.1f}/{lv.ms.p95:.1f}, {lv.requests_per_s:.0f}/s" for lv in toks))
+        from benchmarks.per_request import summary_line
+
+        lines.append(summary_line(toks))
+    if att:
+        lines.append("attest-device p50/p95 ms by format: " + "; ".join(
+            f"{row.label} {row.ms.p50:.1f}/{row.ms.p95:.1f}" for row in att))
     if audit_figures:
         a = audit_figures
         lines.append(f"audit append p50/p95 {a.append_ms.p50:.1f}/{a.append_ms.p95:.1f} ms "

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -38,6 +38,7 @@ class StackSettings:
     """Where the emulators listen (also exported to ``os.environ``)."""
 
     env: dict[str, str]
+    pids: dict[str, int] = field(default_factory=dict)  # "azurite" / "cosmos" -> emulator process id
 
     @property
     def storage_connection_string(self) -> str:
@@ -56,7 +57,7 @@ def emulators() -> Iterator[StackSettings]:
         os.environ.update(settings)
         _forget_clients()
         provision()
-        yield StackSettings(dict(settings))
+        yield StackSettings(dict(settings), {"azurite": running.processes[0].pid, "cosmos": running.processes[1].pid})
     _forget_clients()
 
 

@@ -136,7 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     attest = device_commands.add_parser(
         "attest", parents=[common], help="bind the device key to the device on the server",
-        description="Fetch a challenge, sign 'attest:{challenge}' with the device key and POST /attest-device.")
+        description="Fetch a challenge, sign 'attest:{challenge}' with the device key and POST /attest-device. "
+                    "With --format android-key or apple-appattest and --simulate (DEV ONLY), send the evidence a "
+                    "real device would, built under the dev stack's test attestation authority.")
+    attest.add_argument("--format", choices=("key", "android-key", "apple-appattest"), default="key",
+                        help="attestation format (default: key, a proof of possession)")
+    attest.add_argument("--simulate", action="store_true",
+                        help="build hardware evidence under the test authority (the only way on a computer)")
+    attest.add_argument("--test-authority", metavar="DIR", type=Path,
+                        help="the dev stack's test authority (default: $TRUSTGATE_TEST_AUTHORITY, else ./.devhost/test-authority)")
+    attest.add_argument("--security-level", choices=("tee", "strongbox"), default="tee", help="android-key: TEE or StrongBox")
+    attest.add_argument("--provisioning", choices=("factory", "remote"), default="factory",
+                        help="android-key: factory-provisioned or remotely provisioned (RKP) chain")
+    attest.add_argument("--package", help="android-key: package name (default: the dev stack's)")
+    attest.add_argument("--signer-digest", metavar="HEX", help="android-key: SHA-256 of the app signing certificate")
+    attest.add_argument("--app-id", help="apple-appattest: TEAMID.bundle.id (default: the dev stack's)")
     attest.set_defaults(handler=cmd_device_attest)
 
     show = device_commands.add_parser("show", parents=[common],
@@ -212,12 +226,38 @@ def cmd_device_register(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_device_attest(args: argparse.Namespace, out: TextIO) -> int:
     state = load_state(args.home)
-    result = _client(state, args).attest()
+    client = _client(state, args)
+    if args.format == "key":
+        result = client.attest()
+    elif not args.simulate:
+        raise CommandError(f"--format {args.format} needs a device's secure hardware; on this computer add --simulate "
+                           "(dev stack only)")
+    else:
+        result = _attest_simulated(client, args)
     state.attested_at = _now()
+    state.attestation_format = args.format
+    if client.app_attest is not None:
+        state.app_id, state.assertion_counter = client.app_attest.app_id, client.app_attest.counter
     save_state(state, args.home)
     key_type = _clean(str(result.get("key_type", state.key_type)))
-    print(f"attested device {state.deviceid} (key type {key_type})", file=out)
+    trust = _clean(str(result.get("trust_level", "software")))
+    print(f"attested device {state.deviceid} (key type {key_type}, format {args.format}, trust level {trust})", file=out)
     return 0
+
+
+def _attest_simulated(client: DeviceClient, args: argparse.Namespace) -> dict[str, Any]:
+    from client import attestation_sim as sim  # dev-only dependencies
+
+    try:
+        authority = sim.TestAuthority.load(args.test_authority or sim.default_authority_dir())
+        if args.format == "android-key":
+            digest = bytes.fromhex(args.signer_digest) if args.signer_digest else sim.DEV_SIGNER_DIGEST
+            return client.attest_simulated(authority, "android-key", package=args.package or sim.DEV_PACKAGE,
+                                           signature_digest=digest, security_level=args.security_level,
+                                           provisioning=args.provisioning)
+        return client.attest_simulated(authority, "apple-appattest", app_id=args.app_id or sim.DEV_APP_ID)
+    except (sim.SimulationError, ValueError) as error:
+        raise CommandError(str(error)) from None
 
 
 def cmd_device_show(args: argparse.Namespace, out: TextIO) -> int:
@@ -262,6 +302,9 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
             continue
         print(f"uploaded {path}: file_id={_clean(str(result.get('file_id')))} size={_clean(str(result.get('size')))} "
               f"sha256={_clean(str(result.get('sha256')))}", file=out)
+    if client.app_attest is not None:  # keep the assertion counter for the next run
+        state.assertion_counter = client.app_attest.counter
+        save_state(state, args.home)
     if failed:
         print(f"{failed} of {len(args.files)} file(s) failed", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import mimetypes
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -66,6 +67,13 @@ def b64(signature: bytes) -> str:
     return base64.b64encode(signature).decode("ascii")
 
 
+def standard_request_hash(deviceid: str, challenge: str) -> str:
+    """The ``requestHash`` a Play Integrity standard request must carry for ``POST /verify``:
+    unpadded base64url of ``SHA-256(UTF-8 "{deviceid}:{challenge}")``."""
+    digest = hashlib.sha256(f"{deviceid}:{challenge}".encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
 def sha256_file(handle: BinaryIO, chunk_bytes: int = HASH_CHUNK_BYTES) -> tuple[str, int]:
     """Stream ``handle`` from its current position to EOF; return (lowercase hex SHA-256, size in bytes)."""
     digest = hashlib.sha256()
@@ -88,6 +96,14 @@ def guess_content_type(path: str | os.PathLike[str]) -> str:
     return guessed or DEFAULT_CONTENT_TYPE
 
 
+@dataclass
+class AppAttest:
+    """An App Attest device's request proofs: its App ID and the last assertion counter used."""
+
+    app_id: str
+    counter: int = 0
+
+
 class DeviceClient:
     """One device talking to one TrustGate server.
 
@@ -97,6 +113,9 @@ class DeviceClient:
     :param private_key: the device key (a ``cryptography`` private key object) used to sign.
     :param session: a :class:`requests.Session` to reuse; a new one is made if omitted.
     :param timeout: seconds (or a ``(connect, read)`` tuple) per HTTP request.
+    :param app_attest: set for a device attested with ``apple-appattest``: its requests are then
+        proved by App Attest assertions (simulated, :mod:`client.attestation_sim`) with a growing
+        counter instead of plain signatures.
     """
 
     def __init__(
@@ -107,8 +126,10 @@ class DeviceClient:
         private_key: PrivateKey,
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        app_attest: AppAttest | None = None,
     ):
         self.server_url = server_url.rstrip("/")
+        self.app_attest = app_attest
         self.deviceid = deviceid
         self._device_token = device_token
         self.private_key = private_key
@@ -123,8 +144,9 @@ class DeviceClient:
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> "DeviceClient":
         """A client for a saved device (loads its private key; raises :class:`client.state.StateError`)."""
+        app_attest = AppAttest(state.app_id, state.assertion_counter) if state.attestation_format == "apple-appattest" and state.app_id else None
         return cls(state.server, state.deviceid, state.device_token, load_private_key(state.key_path),
-                   session=session, timeout=timeout)
+                   session=session, timeout=timeout, app_attest=app_attest)
 
     def __repr__(self) -> str:
         return f"DeviceClient({self.server_url!r}, deviceid={self.deviceid!r})"
@@ -166,6 +188,46 @@ class DeviceClient:
         }
         return self._request("POST", "/attest-device", json=body)
 
+    def attest_evidence(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /attest-device`` a hardware-format body (``format``, ``challenge`` and the
+        evidence). Returns ``{message: "device_attested", key_type, trust_level, attestation}``;
+        raises :class:`ClientError` 401 ``attestation_failed`` (``detail`` names the failed checks)."""
+        return self._request("POST", "/attest-device", json=body)
+
+    def attest_simulated(self, authority: Any, fmt: str, **options: Any) -> dict[str, Any]:
+        """DEV ONLY: attest this device's key with evidence a real device would send, built under
+        the dev stack's test ``authority`` (:class:`client.attestation_sim.TestAuthority`).
+
+        ``fmt`` ``android-key`` (options: ``package``, ``signature_digest``, ``security_level``,
+        ``provisioning``) or ``apple-appattest`` (options: ``app_id``, ``environment``; the device
+        then proves requests with assertions). The challenge's raw bytes go into the evidence.
+        """
+        from client import attestation_sim as sim  # dev-only dependencies (asn1crypto, cbor2)
+
+        challenge = self.challenge()["challenge"]
+        raw = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
+        if fmt == "android-key":
+            chain = sim.android_chain(authority, self.private_key, raw, **options)
+            body = {"certificate_chain": [b64(der) for der in chain]}
+        else:
+            key_id, document = sim.apple_attestation(authority, self.private_key, raw, options["app_id"],
+                                                     environment=options.get("environment", "development"))
+            body = {"key_id": b64(key_id), "attestation_object": b64(document)}
+        result = self.attest_evidence({"format": fmt, "challenge": challenge, **body})
+        if fmt == "apple-appattest":
+            self.app_attest = AppAttest(options["app_id"], 0)
+        return result
+
+    def prove(self, message: bytes) -> str:
+        """The base64 proof of ``message`` for a request: a signature with the device key, or for
+        an App Attest device an assertion with the next counter."""
+        if self.app_attest is None:
+            return b64(sign(self.private_key, message))
+        from client.attestation_sim import apple_assertion
+
+        self.app_attest.counter += 1
+        return b64(apple_assertion(self.private_key, message, self.app_attest.app_id, self.app_attest.counter))
+
     def upload(
         self,
         path: str | os.PathLike[str],
@@ -189,7 +251,7 @@ class DeviceClient:
             sha256_hex, _size = sha256_file(handle)
             handle.seek(0)
             challenge = self.challenge()["challenge"]
-            signature = b64(sign(self.private_key, upload_message(challenge, sha256_hex)))
+            signature = self.prove(upload_message(challenge, sha256_hex))
             encoder = MultipartEncoder(fields=[
                 ("challenge", challenge),
                 ("signed_challenge", signature),
@@ -219,17 +281,18 @@ class DeviceClient:
         """
         return iter_pages(lambda token: self.list_files(page_size=page_size, continuation=token), "files", continuation)
 
-    def verify_integrity(self, token: str, request_hash: str | None = None) -> dict[str, Any]:
+    def verify_integrity(self, token: str, challenge: str | None = None) -> dict[str, Any]:
         """``POST /verify`` a Play Integrity token (classic: nonce = a challenge from
-        :meth:`challenge`; standard: pass the ``request_hash`` the app gave Play).
+        :meth:`challenge`; standard: pass the ``challenge`` whose :func:`standard_request_hash`
+        the app gave Play as ``requestHash``).
 
         Returns ``{message: "integrity_verified" | "integrity_failed", valid, verdict,
         failed_checks, checked_at}``. Raises :class:`ClientError` 400 ``invalid_integrity_token``,
         401/403 (credentials) or 503 ``integrity_unavailable`` (Google unreachable; retry later).
         """
         body: dict[str, Any] = {"token": token}
-        if request_hash is not None:
-            body["request_hash"] = request_hash
+        if challenge is not None:
+            body["challenge"] = challenge
         return self._request("POST", "/verify", json=body)
 
     def device_info(self) -> dict[str, Any]:

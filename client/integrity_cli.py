@@ -2,7 +2,8 @@
 
 The integrity token itself comes from the Android app (Play Integrity API); this CLI hands it to
 the server. For a classic request, the app's ``nonce`` must be a fresh server challenge
-(``integrity nonce`` prints one); for a standard request, pass the app's ``requestHash``.
+(``integrity nonce`` prints one); for a standard request the app's ``requestHash`` must be the
+one ``integrity request-hash`` prints with its challenge, and ``verify --challenge`` sends it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from client.cli import CommandError, _clean, _client
+from client.device_api import standard_request_hash
 from client.state import load_state
 
 MAX_TOKEN_FILE_BYTES = 64 * 1024
@@ -30,14 +32,37 @@ def add_integrity_commands(commands: Any, device_commands: Any, common: argparse
                                            "Play Integrity request, then verify the token within its lifetime.")
     nonce.set_defaults(handler=cmd_integrity_nonce)
 
+    request_hash = actions.add_parser(
+        "request-hash", parents=[common], help="print a fresh challenge and the standard request's requestHash",
+        description="GET /api/challenge and print it with the requestHash the app must give a Play Integrity "
+                    "standard request (unpadded base64url of SHA-256 of '{deviceid}:{challenge}'); then "
+                    "'integrity verify --challenge CHALLENGE'.")
+    request_hash.set_defaults(handler=cmd_integrity_request_hash)
+
+    mint = actions.add_parser(
+        "mint", parents=[common], help="DEV ONLY: mint a local-mode test token as Play would",
+        description="Print a Play Integrity token sealed with the dev stack's local-mode response keys "
+                    "(<test authority>/play-integrity.json), as the Android app would get it from Play. Pass the "
+                    "classic request's nonce (from 'integrity nonce') or the standard request's requestHash "
+                    "(from 'integrity request-hash').")
+    which = mint.add_mutually_exclusive_group(required=True)
+    which.add_argument("--nonce", help="classic request: the challenge used as nonce (write --nonce=VALUE: it may start with -)")
+    which.add_argument("--request-hash", help="standard request: the requestHash (write --request-hash=VALUE)")
+    mint.add_argument("--device-verdict", choices=("NONE", "BASIC", "DEVICE", "STRONG"), default="DEVICE",
+                      help="deviceRecognitionVerdict to claim (default: DEVICE)")
+    mint.add_argument("--test-authority", metavar="DIR", type=Path,
+                      help="default: $TRUSTGATE_TEST_AUTHORITY, else ./.devhost/test-authority")
+    mint.set_defaults(handler=cmd_integrity_mint)
+
     verify = actions.add_parser(
         "verify", parents=[common], help="POST /verify an integrity token",
         description="Send the integrity token in FILE to POST /verify. Exit status 0 when the verdict is "
                     "valid, 1 when a check failed (the failed checks are printed) or the server refused.")
     verify.add_argument("--token-file", required=True, metavar="FILE",
                         help="file holding the token the app got from Play ('-' for stdin)")
-    verify.add_argument("--request-hash", metavar="HASH",
-                        help="standard request: the requestHash the app gave Play (omit for classic requests)")
+    verify.add_argument("--challenge", metavar="CHALLENGE",
+                        help="standard request: the challenge whose requestHash the app gave Play (omit for classic requests; "
+                             "write --challenge=VALUE, a challenge may start with -)")
     verify.add_argument("--json", action="store_true", help="print the server's JSON answer")
     verify.set_defaults(handler=cmd_integrity_verify)
 
@@ -71,6 +96,28 @@ def cmd_integrity_nonce(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_integrity_request_hash(args: argparse.Namespace, out: TextIO) -> int:
+    state = load_state(args.home)
+    challenge = str(_client(state, args).challenge().get("challenge"))
+    print(f"challenge:    {_clean(challenge)}", file=out)
+    print(f"requestHash:  {standard_request_hash(state.deviceid, challenge)}", file=out)
+    return 0
+
+
+def cmd_integrity_mint(args: argparse.Namespace, out: TextIO) -> int:
+    from client.attestation_sim import default_authority_dir
+    from client.integrity_mint import PlayIntegrityDevKeys, mint_token, verdict_payload
+
+    directory = args.test_authority or default_authority_dir()
+    try:
+        keys = PlayIntegrityDevKeys.load(directory)
+    except (OSError, ValueError, KeyError):
+        raise CommandError(f"no Play Integrity dev keys in {directory} (start the dev stack: make run)") from None
+    labels = () if args.device_verdict == "NONE" else (f"MEETS_{args.device_verdict}_INTEGRITY",)
+    print(mint_token(keys, verdict_payload(keys, nonce=args.nonce, request_hash=args.request_hash, device=labels)), file=out)
+    return 0
+
+
 def _print_integrity(result: dict[str, Any] | None, out: TextIO) -> None:
     if not result:
         print(f"{'integrity:':<12} never verified", file=out)
@@ -92,7 +139,7 @@ def _print_integrity(result: dict[str, Any] | None, out: TextIO) -> None:
 
 def cmd_integrity_verify(args: argparse.Namespace, out: TextIO) -> int:
     token = _read_token(args.token_file)
-    result = _client(load_state(args.home), args).verify_integrity(token, args.request_hash)
+    result = _client(load_state(args.home), args).verify_integrity(token, args.challenge)
     if args.json:
         print(json.dumps(result, indent=2), file=out)
     else:
@@ -107,7 +154,11 @@ def cmd_device_status(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     device = result.get("device") or {}
     for label, key in (("deviceid", "deviceid"), ("registered", "registered_at"), ("key type", "key_type"),
-                       ("attested", "attested_at")):
+                       ("attested", "attested_at"), ("trust level", "trust_level")):
         print(f"{label + ':':<12} {_clean(str(device.get(key) or 'no'))}", file=out)
+    attestation = device.get("attestation") or {}
+    if attestation.get("format") not in (None, "key"):
+        claims = ", ".join(f"{k}={_clean(str(v))}" for k, v in attestation.items() if k not in ("serials",) and v is not None)
+        print(f"{'attestation:':<12} {claims}", file=out)
     _print_integrity(device.get("integrity"), out)
     return 0

@@ -36,6 +36,9 @@ class DeviceState:
 
     ``key_path`` is the absolute path of the PKCS#8 PEM private key. ``registered_at`` and
     ``attested_at`` are ISO-8601 UTC strings set by the CLI after the server accepted the step.
+    ``attestation_format`` is how the key was attested (``key``, ``android-key``,
+    ``apple-appattest``); App Attest devices also keep their ``app_id`` and the last
+    ``assertion_counter`` they used (each request's assertion carries a greater one).
     """
 
     server: str
@@ -45,6 +48,9 @@ class DeviceState:
     key_type: str
     registered_at: str | None = None
     attested_at: str | None = None
+    attestation_format: str | None = None
+    app_id: str | None = None
+    assertion_counter: int = 0
 
     def __repr__(self) -> str:  # keep the token out of tracebacks and debug output
         return f"DeviceState(server={self.server!r}, deviceid={self.deviceid!r}, key_type={self.key_type!r})"
@@ -59,6 +65,9 @@ class DeviceState:
             "key_type": self.key_type,
             "registered_at": self.registered_at,
             "attested_at": self.attested_at,
+            "attestation_format": self.attestation_format,
+            "app_id": self.app_id,
+            "assertion_counter": self.assertion_counter,
         }
 
     @classmethod
@@ -73,9 +82,11 @@ class DeviceState:
             if not isinstance(value, str) or not value:
                 raise StateError(f"device state field '{key}' is missing or not a string")
             values[field] = value
-        for field in ("registered_at", "attested_at"):
+        for field in ("registered_at", "attested_at", "attestation_format", "app_id"):
             value = document.get(field)
             values[field] = value if isinstance(value, str) else None
+        counter = document.get("assertion_counter")
+        values["assertion_counter"] = counter if isinstance(counter, int) and not isinstance(counter, bool) and counter >= 0 else 0
         return cls(**values)
 
 

@@ -3,7 +3,9 @@
 ``run`` loads ``local.settings.json`` (or, when there is none, ``local.settings.example.json``),
 starts Azurite and cosmosdb-server unless ``DEVHOST_EMULATORS=0`` (then the settings' endpoints
 are used as they are), provisions the database and containers, and serves ``function_app.app``
-on ``PORT`` (default 7071; ``DEVHOST_HOST``, default 127.0.0.1) until Ctrl-C or SIGTERM.
+on ``PORT`` (default 7071; ``DEVHOST_HOST``, default 127.0.0.1) until Ctrl-C or SIGTERM, with
+``FUNCTIONS_WORKER_PROCESS_COUNT`` HTTP worker processes (default: one per CPU) of
+``PYTHON_THREADPOOL_THREAD_COUNT`` threads each, as the Functions host runs them.
 Environment variables override every setting.
 """
 
@@ -47,8 +49,12 @@ def use_example_settings_if_needed() -> None:
 @contextlib.contextmanager
 def local_emulators() -> Iterator[Mailbox | None]:
     """Start the emulators and the local mailbox and put their endpoints into ``os.environ``
-    (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0). Yields the mailbox (see :func:`local_mailbox`)."""
-    with local_mailbox() as mailbox:
+    (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0), and set up the dev-only test attestation
+    authority (:mod:`devhost.test_authority`, unless DEVHOST_TEST_AUTHORITY=0). Yields the mailbox
+    (see :func:`local_mailbox`)."""
+    from devhost.test_authority import local_test_authority
+
+    with local_mailbox() as mailbox, local_test_authority(ROOT):
         if get_setting("DEVHOST_EMULATORS", "1") == "0":
             log.info("DEVHOST_EMULATORS=0: using the storage and Cosmos DB endpoints from the settings")
             yield mailbox
@@ -107,6 +113,7 @@ def run() -> int:
     with local_emulators():
         from devhost.provision import provision
         from devhost.server import serving
+        from devhost.workers import default_worker_count
         from shared_code.platform.config import reset_settings
 
         reset_settings()
@@ -120,7 +127,8 @@ def run() -> int:
         port = int(get_number("PORT", 7071, minimum=0))
         with contextlib.ExitStack() as stack:
             try:
-                running = stack.enter_context(serving(function_app.app, host=host, port=port))
+                running = stack.enter_context(serving(function_app.app, host=host, port=port,
+                                                      worker_processes=default_worker_count(), app_ref="function_app:app"))
             except OSError as exc:
                 log.error("cannot listen on %s:%d: %s (set PORT to use another port)", host, port, exc.strerror or exc)
                 return 1

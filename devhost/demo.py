@@ -5,8 +5,8 @@ Starts Azurite and cosmosdb-server, serves the app on a free port, then drives t
 files of the repository plus a generated multi-megabyte capture, and list them. It waits for the
 blob trigger to verify every upload's digest, shows that a replayed challenge and a wrong device
 token are refused, runs the message gatherer (:mod:`devhost.demo_messages`) and the encrypted
-file store (:mod:`devhost.demo_files`: two users, a shared file, a revoked grant), prints a summary
-and stops everything. Exit code 0 only if every check held.
+file store (:mod:`devhost.demo_files`: two users, a shared file, a revoked grant) and hardware
+attestation (:mod:`devhost.demo_attestation`), prints a summary and stops everything. Exit code 0 only if every check held.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from devhost.__main__ import ROOT, local_emulators, use_example_settings_if_needed
+from devhost.demo_attestation import attestation_demo
 from devhost.demo_files import file_store_demo
 from devhost.demo_messages import message_demo
 
@@ -120,6 +121,8 @@ def main() -> int:
             _security_checks(client, state.device_token, results)
             message_demo(host.base_url, lambda label, ok: _check(label, ok, results))
             file_store_demo(host.base_url, mailbox, Path(tmp) / "users", lambda label, ok: _check(label, ok, results))
+            # devices: hardware attestation (simulated devices under the dev test authority)
+            attestation_demo(host.base_url, Path(tmp) / "attestation", lambda label, ok: _check(label, ok, results))
     passed = sum(results)
     print(f"\ndemo: {passed} passed, {len(results) - passed} failed", flush=True)
     return 0 if results and all(results) else 1

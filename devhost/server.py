@@ -12,7 +12,8 @@ and ``ADMIN`` routes without a key (Azure enforces them).
 
 Settings (environment first, then ``local.settings.json``):
 ``DEVHOST_MAX_REQUEST_BYTES`` (default 104857600, Azure's limit) and ``DEVHOST_BLOB_POLL_SECONDS``
-(default 2). The route prefix comes from ``host.json`` ``extensions.http.routePrefix``.
+(default 2). HTTP can be served by several processes (:mod:`devhost.workers`), as the host runs
+``FUNCTIONS_WORKER_PROCESS_COUNT`` language workers. The route prefix comes from ``host.json`` ``extensions.http.routePrefix``.
 """
 
 from __future__ import annotations
@@ -326,8 +327,13 @@ def indexed_functions(app: func.FunctionApp) -> list[func.Function]:
 @contextlib.contextmanager
 def serving(app: func.FunctionApp, *, host: str = "127.0.0.1", port: int = 0, timers: bool = True,
             blob_triggers: bool = True, blob_poll_seconds: float | None = None,
-            max_request_bytes: int | None = None, route_prefix: str | None = None) -> Iterator[RunningHost]:
+            max_request_bytes: int | None = None, route_prefix: str | None = None,
+            worker_processes: int = 1, app_ref: str | None = None) -> Iterator[RunningHost]:
     """Serve ``app`` on ``host:port`` (0 = a free port) until the block exits.
+
+    ``worker_processes`` > 1 adds that many minus one HTTP worker processes on the same socket
+    (:mod:`devhost.workers`), each importing the app from ``app_ref`` (``"module:attribute"``);
+    timers, blob triggers and :attr:`RunningHost.invocations` stay in this process.
 
     Indexes the app once (:func:`indexed_functions`); serves HTTP triggers, and unless disabled
     runs timer triggers and polls blob triggers (every ``blob_poll_seconds``, default
@@ -346,25 +352,33 @@ def serving(app: func.FunctionApp, *, host: str = "127.0.0.1", port: int = 0, ti
         "DEVHOST_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=0))
     the_plan = plan(functions, invoker, prefix=prefix, timers=timers, blob_triggers=blob_triggers,
                     poll_seconds=poll, host_id=default_host_id())
-    config = uvicorn.Config(
-        HttpApp(the_plan.table, invoker, limit), lifespan="off", log_config=None, access_log=False,
-        http="h11", ws="none", server_header=False, timeout_graceful_shutdown=5,
-        # The peer must stay the TCP peer: uvicorn would otherwise take it from X-Forwarded-For
-        # for loopback clients, and the header the app sees would no longer be Azure's.
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
+    server = build_http_server(the_plan.table, invoker, limit)
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the listening
     # socket's proto is IPPROTO_TCP. With proto 0, Nagle holds each response body (written after its
     # headers) for the client's delayed ACK: ~40 ms on every keep-alive request.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
+    if worker_processes > 1 and app_ref is None:
+        raise ValueError("worker_processes > 1 needs app_ref, the importable 'module:attribute' of the app")
+    if worker_processes > 1:
+        from devhost.workers import WorkerSpec, reuse_port_socket, start_workers
+
+        sock = reuse_port_socket(host, port)
+    else:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
     actual_port = sock.getsockname()[1]
+    workers: list[Any] = []
+    if worker_processes > 1:
+        try:
+            workers = start_workers(host, actual_port, worker_processes - 1,
+                                    WorkerSpec(app_ref or "", prefix, limit, logging.getLogger().level))
+        except RuntimeError:
+            sock.close()
+            raise
     thread = _LoopThread(server, sock, the_plan.runners)
     thread.start()
     try:
@@ -376,9 +390,25 @@ def serving(app: func.FunctionApp, *, host: str = "127.0.0.1", port: int = 0, ti
         url_host = f"[{host}]" if ":" in host else host
         yield RunningHost(url_host, actual_port, functions, the_plan.skipped, prefix, invoker.log, thread)
     finally:
+        if workers:
+            from devhost.workers import stop_workers
+
+            stop_workers(workers)
         server.should_exit = True
         thread.join(timeout=15)
         if thread.is_alive():
             server.force_exit = True
             thread.join(timeout=5)
         sock.close()
+
+
+def build_http_server(table: RouteTable, invoker: Invoker, max_request_bytes: int) -> uvicorn.Server:
+    """The uvicorn server for HTTP triggers (the primary and every extra worker build the same)."""
+    config = uvicorn.Config(
+        HttpApp(table, invoker, max_request_bytes), lifespan="off", log_config=None, access_log=False,
+        http="httptools", loop="uvloop", ws="none", server_header=False, timeout_graceful_shutdown=5,
+        # The peer must stay the TCP peer: uvicorn would otherwise take it from X-Forwarded-For
+        # for loopback clients, and the header the app sees would no longer be Azure's.
+        proxy_headers=False,
+    )
+    return uvicorn.Server(config)

@@ -1,11 +1,15 @@
-"""Device API (seed 000): register, challenge, attest, upload, list files, Play Integrity verify, show.
+"""Device API (seed 000): register, challenge, attest, upload, list files, Play Integrity verify, show;
+and the timer that refreshes the attestation status list and re-checks stored chains.
 
 Handlers only parse, call :mod:`shared_code`, and map the result to a JSON response.
 """
 
+import logging
+
 import azure.functions as func
 
-from shared_code.devices import challenges, files, registry
+from shared_code.devices import challenges, files, gates, registry
+from shared_code.devices.attestation.results import ANDROID_KEY, APPLE_APPATTEST
 from shared_code.devices.integrity import decode, verdicts
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import DevicePublicKey, UnusableKey, b64decode_strict, load_device_public_key
@@ -21,6 +25,7 @@ from shared_code.platform.http import (
 from shared_code.platform.timeutil import to_iso
 
 devices_bp = func.Blueprint()
+log = logging.getLogger("trustgate.devices")
 
 MAX_KEY_PEM_CHARS = 16 * 1024
 
@@ -59,9 +64,24 @@ def get_challenge(req: func.HttpRequest) -> func.HttpResponse:
 @devices_bp.route(route="attest-device", methods=["POST"])
 @handle_errors
 def attest_device(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /attest-device {public_key, challenge, signature} → 200 / 400 / 401 / 403 / 409."""
+    """POST /attest-device {format?, challenge, ...evidence} → 200 / 400 / 401 / 403 / 409 / 503.
+
+    ``format`` ``key`` (default): {public_key, signature}; ``android-key``: {certificate_chain};
+    ``apple-appattest``: {key_id, attestation_object} (see shared_code.devices.attestation.enrollment).
+    """
     device = _device(req)
     body = read_json_object(req)
+    fmt = body.get("format", "key")
+    if fmt in (ANDROID_KEY, APPLE_APPATTEST):
+        # the verifier (cryptography.x509, asn1crypto, cbor2) is imported on first use, not at cold start
+        from shared_code.devices.attestation import enrollment
+
+        challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
+        attested, verification = enrollment.attest_hardware(device, enrollment.evidence_from_request(fmt, body), challenge)
+        return json_response(200, "device_attested", deviceid=attested["id"], key_type=attested["key_type"],
+                             trust_level=attested["trust_level"], attestation=attested["attestation"])
+    if fmt != "key":
+        raise BadRequest("unsupported_format", "format must be key, android-key or apple-appattest")
     key = _public_key(require_string(body, "public_key", max_length=MAX_KEY_PEM_CHARS, error="unusable_key"))
     challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
     try:
@@ -69,7 +89,8 @@ def attest_device(req: func.HttpRequest) -> func.HttpResponse:
     except ValueError:
         raise BadRequest("invalid_signature_encoding", "signature must be base64") from None
     attested = registry.attest_device(device, key, challenge, signature)
-    return json_response(200, "device_attested", deviceid=attested["id"], key_type=attested["key_type"])
+    return json_response(200, "device_attested", deviceid=attested["id"], key_type=attested["key_type"],
+                         trust_level=registry.trust_level(attested), attestation=attested.get("attestation") or {"format": "key"})
 
 
 @devices_bp.route(route="upload-file", methods=["POST"])
@@ -104,16 +125,24 @@ def list_files(req: func.HttpRequest) -> func.HttpResponse:
 @devices_bp.route(route="verify", methods=["POST"])
 @handle_errors
 def verify_integrity(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /verify {token, request_hash?} (device headers) → 200 {valid, verdict, failed_checks} / 400 / 401 / 403 / 503."""
+    """POST /verify {token, challenge?} (device headers) → 200 {valid, verdict, failed_checks} / 400 / 401 / 403 / 503.
+
+    ``challenge`` given: a standard request, whose requestHash the server derives from the device and
+    the challenge; omitted: a classic request (nonce = a challenge).
+    """
     device = _device(req)
+    gates.require_device_trust(device)
     body = read_json_object(req)
     token = require_string(body, "token", pattern=decode.TOKEN_PATTERN,
                            max_length=decode.MAX_TOKEN_CHARS, error="invalid_integrity_token")
-    request_hash = None
-    if body.get("request_hash") is not None:
-        request_hash = require_string(body, "request_hash", max_length=512)
-    result = verdicts.verify_token(device, token, request_hash)
-    return json_response(200, "integrity_verified" if result["valid"] else "integrity_failed", **result)
+    if "request_hash" in body:
+        raise BadRequest("invalid_field", "request_hash is not accepted: send the challenge; the server derives the requestHash")
+    challenge = None
+    if body.get("challenge") is not None:
+        challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
+    result = verdicts.verify_token(device, token, challenge)
+    return json_response(200, "integrity_verified" if result["valid"] else "integrity_failed", **result,
+                         trust_level=registry.trust_level(device))
 
 
 @devices_bp.route(route="api/device", methods=["GET"])
@@ -121,3 +150,23 @@ def verify_integrity(req: func.HttpRequest) -> func.HttpResponse:
 def get_device(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/device (device headers) → 200 the device's own record (never its token hash) / 401 / 403."""
     return json_response(200, "device", device=registry.public_view(_device(req)))
+
+
+@devices_bp.timer_trigger(arg_name="timer", schedule="%ANDROID_ATTESTATION_STATUS_SCHEDULE%", run_on_startup=False)
+def refresh_attestation_status(timer: func.TimerRequest) -> None:
+    """Fetch Google's attestation status list and re-check the stored chains of attested devices;
+    a device whose chain now holds a REVOKED or SUSPENDED serial drops to ``trust_level: revoked``.
+
+    Raises after logging when the list cannot be fetched or a device could not be updated, so the
+    host records the run as failed (the next run tries again).
+    """
+    from shared_code.devices.attestation import status_list, sweep
+
+    try:
+        report = sweep.refresh_and_recheck()
+    except status_list.StatusListUnavailable as exc:
+        log.error("attestation status sweep: the status list could not be fetched (%s); nothing changed", exc)
+        raise
+    log.info("attestation status sweep: checked=%d revoked=%d", report.checked, len(report.revoked))
+    if report.failed:
+        raise RuntimeError(f"attestation status sweep incomplete: {report.failed}")

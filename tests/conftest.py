@@ -19,11 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from devhost.emulators import Emulators, running_emulators  # noqa: E402
 from devhost.mailbox import Mailbox  # noqa: E402
-from shared_code.platform import (
-    blobs,
-    config,
-    cosmos,  # noqa: E402
-)
+from shared_code.platform import blobs, config, cosmos, rate_limit  # noqa: E402
 
 TEST_SETTINGS = {
     "TRUSTGATE_LOCAL_SETTINGS": str(ROOT / "tests" / "no-local-settings.json"),
@@ -50,6 +46,10 @@ TEST_SETTINGS = {
     "LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
     "LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE": "100000",
     "MAIL_RATE_LIMIT_PER_HOUR": "100000",
+    # devices (hardware attestation): no test reaches Google's status list; tests that need one run
+    # a local fake (tests/support/attestation.py), and the refresh timer never fires on its own.
+    "ANDROID_ATTESTATION_STATUS_URL": "http://127.0.0.1:9/attestation/status",
+    "ANDROID_ATTESTATION_STATUS_SCHEDULE": "0 0 0 1 1 *",
     # audit (issue 15)
     "AUDIT_SIGNING_KEY": base64.b64encode(b"test-audit-signing-key-" + b"s" * 9).decode(),
     "AUDIT_SALT": base64.b64encode(b"test-audit-salt-" + b"a" * 32).decode(),
@@ -64,6 +64,7 @@ def reset_app_state() -> None:
     config.reset_settings()
     cosmos.reset_client()
     blobs.reset_client()
+    rate_limit.reset_leases()
     from shared_code.audit import sequencer
 
     sequencer.reset_cache()

@@ -4,10 +4,13 @@
   attestation of the device key, the record's public view;
 - ``challenges``: single-use challenges bound to one device (issue, consume);
 - ``files``: signed uploads (blob + file record), the blob trigger's digest check, listing;
-- ``gates``: what a device must have proved before an upload is accepted;
+- ``gates``: what a device must have proved before an upload is accepted (attested key,
+  ``MIN_DEVICE_TRUST``, Play Integrity);
 - ``proofs``: the one check of a device's proof (signature) over a request's client data;
 - ``integrity/``: Google Play Integrity verdicts (decoders, policy checks, replay records, the
-  upload gate).
+  upload gate);
+- ``attestation/``: hardware-backed key attestation (Android Key Attestation, Apple App Attest):
+  the verifier, App Attest assertions, the revocation status list and its sweep.
 
 No imports here: importing one module loads only its own dependencies (cold start).
 """

@@ -5,10 +5,18 @@ A device record (container ``devices``, partition ``/id``)::
     {"id": deviceid, "token_hash": hex HMAC-SHA256 of the deviceToken under DEVICE_TOKEN_PEPPER,
      "registered_at": iso, "public_key": PEM SPKI | None, "key_type": str | None,
      "attested_at": iso | None,
+     "trust_level": "software" | "hardware" | "strongbox" | "revoked" | absent (not attested),
+     "attestation": {"format": "key" | "android-key" | "apple-appattest", ...claims} | absent,
+     "evidence": {"format", "certificate_chain": [base64 DER]} | {"format", "key_id", "attestation_object"} | absent,
+     "assertion_counter": int (apple-appattest only: the last accepted assertion counter),
+     "revoked": {"at": iso, "serials": [hex]} | absent,
      "integrity": {"valid": bool, "verdict": {...}, "failed_checks": [str], "checked_at": iso} | absent}
 
 The deviceToken itself is never stored or logged. ``integrity`` is the latest Play Integrity
 result (:mod:`shared_code.devices.integrity.verdicts`); the token it came from is not kept here.
+``attestation`` holds the verified claims (:mod:`shared_code.devices.attestation.verifier`) and
+``evidence`` the raw evidence, kept for re-verification when the verifier or the revocation list
+changes (:mod:`shared_code.devices.attestation.sweep`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ DEVICE_ID_PATTERN = re.compile(r"(?!\.+\Z)[A-Za-z0-9._:-]{1,128}")
 MIN_TOKEN_LENGTH = 32
 MAX_TOKEN_LENGTH = 512
 ATTEST_PREFIX = "attest:"
+#: Named in audit entries for keys attested by proof of possession (format ``key``).
+POSSESSION_VERIFIER = "trustgate-possession/1"
 
 # Hash compared against for unknown devices, so both failures cost the same work.
 _DUMMY_HASH = "0" * 64
@@ -107,7 +117,11 @@ def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, 
     challenges.consume_challenge(device["id"], challenge)
     if device.get("public_key") == key.pem:
         return device
-    updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(utc_now())}
+    updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(utc_now()),
+               "trust_level": "software", "attestation": {"format": "key"}}
+    trail.record("device_attested", actor=trail.device_actor(device["id"]),
+                 objects={"device": device["id"], "format": "key", "trust_level": "software"},
+                 evidence=trail.evidence_digest(key.pem.encode("ascii"), POSSESSION_VERIFIER, {"format": "key"}))
     try:
         stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
     except cosmos.EtagMismatch:
@@ -127,8 +141,18 @@ def public_view(device: dict[str, Any]) -> dict[str, Any]:
         "attested": bool(device.get("public_key")),
         "key_type": device.get("key_type"),
         "attested_at": device.get("attested_at"),
+        "trust_level": trust_level(device),
+        "attestation": device.get("attestation"),
         "integrity": device.get("integrity"),
     }
+
+
+def trust_level(device: dict[str, Any]) -> str | None:
+    """The device's ``trust_level``: the stored one, ``software`` for a key attested before trust
+    levels existed, ``None`` when no key is attested."""
+    if device.get("trust_level"):
+        return device["trust_level"]
+    return "software" if device.get("public_key") else None
 
 
 def record_integrity(device: dict[str, Any], result: dict[str, Any], attempts: int = 3) -> dict[str, Any]:

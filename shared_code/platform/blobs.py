@@ -17,11 +17,13 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRe
 from shared_code.platform.config import ConfigError, get_settings
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.identity import get_credential
+from shared_code.platform.transport import Urllib3Transport, sdk_transport
 
 log = logging.getLogger("trustgate.blobs")
 
 _lock = threading.Lock()
 _client: BlobServiceClient | None = None
+_containers: dict[str, ContainerClient] = {}
 
 
 def get_service_client() -> BlobServiceClient:
@@ -43,24 +45,40 @@ def get_service_client() -> BlobServiceClient:
                 "max_block_size": 8 * 1024 * 1024,
             }
             if settings.storage_connection_string:
-                _client = BlobServiceClient.from_connection_string(settings.storage_connection_string, **options)
+                # the endpoint is inside the connection string: a throwaway client (no I/O) names it
+                url = BlobServiceClient.from_connection_string(settings.storage_connection_string).url
+                _client = BlobServiceClient.from_connection_string(
+                    settings.storage_connection_string, transport=blob_transport(url), **options)
             elif settings.storage_blob_url:
-                _client = BlobServiceClient(settings.storage_blob_url, credential=get_credential(), **options)
+                _client = BlobServiceClient(settings.storage_blob_url, credential=get_credential(),
+                                            transport=blob_transport(settings.storage_blob_url), **options)
             else:
                 raise ConfigError("STORAGE", "set a connection string or STORAGE__blobServiceUri")
         return _client
 
 
+def blob_transport(url: str) -> Urllib3Transport:
+    """urllib3 for in-memory calls, requests for streams (:mod:`shared_code.platform.transport`)."""
+    return Urllib3Transport(url, fallback=sdk_transport(url))
+
+
 def reset_client() -> None:
-    """Drop the cached client (tests, after changing settings)."""
+    """Drop the cached clients (tests, after changing settings)."""
     global _client
     with _lock:
         _client = None
+        _containers.clear()
 
 
 def container_client(name: str) -> ContainerClient:
-    """A client for container ``name`` (no network call)."""
-    return get_service_client().get_container_client(name)
+    """The process-wide client for container ``name`` (made once: no network call, but building
+    one costs about 0.07 ms of CPU, on every message append otherwise)."""
+    service = get_service_client()
+    with _lock:
+        client = _containers.get(name)
+        if client is None:
+            client = _containers[name] = service.get_container_client(name)
+        return client
 
 
 @contextlib.contextmanager

@@ -85,6 +85,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("TRUSTED_PROXY_HOPS", "1", "proxies that append to X-Forwarded-For in front of the app (Azure front end = 1); 0 = ignore it"),
     SettingSpec("TOKEN_RATE_LIMIT_PER_MINUTE", "120", "requests per client address and minute on /verify_token and /generate_token (each)"),
     SettingSpec("TOKEN_VERIFY_FAILURE_BURST", "10", "failed verifications per client address and minute that log a verify_failure_burst event"),
+    # per-request cost: units an instance leases from a shared rate-limit counter in one write
+    SettingSpec("RATE_LIMIT_LEASE_UNITS", "16", "block size of leased rate-limit counters (token endpoints; at most limit/8); 1 = one write per request"),
     # Binding expression of the purge timer: the Functions host resolves %PURGE_SCHEDULE% from app
     # settings only, so this default is what local.settings.example.json and Bicep must carry.
     SettingSpec("PURGE_SCHEDULE", "0 */5 * * * *", "six-field NCRONTAB schedule of the purge timer (UTC)"),
@@ -123,6 +125,25 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
     SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login and /authenticate (each)"),
     SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
+    # devices: hardware attestation (Android Key Attestation, Apple App Attest) and the newer
+    # Play Integrity verdict checks
+    SettingSpec("MIN_DEVICE_TRUST", "software", "weakest device trust_level /upload-file and /verify accept: software, hardware or strongbox"),
+    SettingSpec("ATTESTATION_TEST_ROOTS", "", "DEV ONLY, never in Azure: PEM bundle of extra attestation roots (the dev stack's test authority)"),
+    SettingSpec("ANDROID_ATTESTATION_PACKAGES", "", "comma-separated Android package names android-key attestations must be for (required by that format)"),
+    SettingSpec("ANDROID_ATTESTATION_SIGNATURE_DIGESTS", "", "comma-separated SHA-256 digests of the app's signing certificates, hex or base64 (required by android-key)"),
+    SettingSpec("ANDROID_ALLOW_UNLOCKED", "false", "accept android-key attestations from unlocked bootloaders / unverified boot"),
+    SettingSpec("ANDROID_MIN_PATCH_LEVEL", "", "oldest accepted osPatchLevel, yyyymm (empty = no minimum)"),
+    SettingSpec("ANDROID_ATTESTATION_STATUS_URL", "https://android.googleapis.com/attestation/status", "Google's attestation status (revocation) list"),
+    SettingSpec("ANDROID_ATTESTATION_STATUS_MAX_AGE_SECONDS", "86400", "staleness budget of the cached status list; beyond it android-key answers 503, seconds"),
+    SettingSpec("ANDROID_ATTESTATION_STATUS_TIMEOUT_SECONDS", "10", "connect/read timeout fetching the status list, seconds"),
+    SettingSpec("ANDROID_ATTESTATION_STATUS_SCHEDULE", "0 7 * * * *", "six-field NCRONTAB of the timer refreshing the status list and re-checking stored chains (UTC)"),
+    SettingSpec("APP_ATTEST_APP_IDS", "", "comma-separated App IDs (TEAMID.bundle.id) apple-appattest attestations must be for (required by that format)"),
+    SettingSpec("APP_ATTEST_ENVIRONMENT", "production", "App Attest environment accepted: production or development"),
+    SettingSpec("PLAY_INTEGRITY_MIN_VERSION_CODE", "0", "lowest accepted appIntegrity.versionCode (0 = any)"),
+    SettingSpec("PLAY_INTEGRITY_REQUIRE_PLAY_PROTECT", "false", "require environmentDetails.playProtectVerdict NO_ISSUES"),
+    SettingSpec("PLAY_INTEGRITY_REFUSE_RISKY_APPS", "false", "refuse appAccessRiskVerdict UNKNOWN_CAPTURING / UNKNOWN_CONTROLLING / UNKNOWN_OVERLAYS"),
+    SettingSpec("PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL", "", "highest accepted recentDeviceActivity.deviceActivityLevel, LEVEL_1..LEVEL_4 (empty = not checked)"),
+    SettingSpec("PLAY_INTEGRITY_ALLOW_TESTING", "false", "accept testingDetails.isTestingResponse tokens (Play Console test responses)"),
     # audit (issue 15). Empty key defaults on purpose: an audited decision answers 500
     # configuration_error naming the setting (shared_code.audit), so nothing is ever decided unlogged.
     SettingSpec("AUDIT_CONTAINER", "audit", "blob container of the audit log (log segments, hash tiles, checkpoints)"),
@@ -182,6 +203,7 @@ class Settings:
     trusted_proxy_hops: int
     token_rate_limit_per_minute: int
     token_verify_failure_burst: int
+    rate_limit_lease_units: int
     purge_schedule: str
     password_min_score: int
     otp_pepper: bytes
@@ -215,6 +237,24 @@ class Settings:
     login_rate_limit_per_minute: int
     login_client_rate_limit_per_minute: int
     mail_rate_limit_per_hour: int
+    # devices: hardware attestation and the newer Play Integrity checks
+    min_device_trust: str
+    attestation_test_roots: str
+    android_attestation_packages: frozenset[str]
+    android_attestation_signature_digests: frozenset[str]
+    android_allow_unlocked: bool
+    android_min_patch_level: int | None
+    android_attestation_status_url: str
+    android_attestation_status_max_age_seconds: int
+    android_attestation_status_timeout_seconds: int
+    android_attestation_status_schedule: str
+    app_attest_app_ids: frozenset[str]
+    app_attest_environment: str
+    play_integrity_min_version_code: int
+    play_integrity_require_play_protect: bool
+    play_integrity_refuse_risky_apps: bool
+    play_integrity_max_activity_level: str
+    play_integrity_allow_testing: bool
     # audit (issue 15)
     audit_container: str
     audit_signing_key: bytes
@@ -359,6 +399,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxy_hops=r.integer("TRUSTED_PROXY_HOPS", 0, 10),
         token_rate_limit_per_minute=r.integer("TOKEN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         token_verify_failure_burst=r.integer("TOKEN_VERIFY_FAILURE_BURST", 1, 1_000_000),
+        rate_limit_lease_units=r.integer("RATE_LIMIT_LEASE_UNITS", 1, 1000),
         purge_schedule=r.text("PURGE_SCHEDULE"),
         password_min_score=r.integer("PASSWORD_MIN_SCORE", 0, 4),
         otp_pepper=r.key("OTP_PEPPER", 32),
@@ -392,6 +433,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_rate_limit_per_minute=r.integer("LOGIN_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         login_client_rate_limit_per_minute=r.integer("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
         mail_rate_limit_per_hour=r.integer("MAIL_RATE_LIMIT_PER_HOUR", 1, 1_000_000),
+        # devices: hardware attestation and the newer Play Integrity checks
+        min_device_trust=r.choice("MIN_DEVICE_TRUST", ("software", "hardware", "strongbox"), str.lower),
+        attestation_test_roots=r.raw("ATTESTATION_TEST_ROOTS").strip(),
+        android_attestation_packages=r.csv("ANDROID_ATTESTATION_PACKAGES"),
+        android_attestation_signature_digests=r.csv("ANDROID_ATTESTATION_SIGNATURE_DIGESTS"),
+        android_allow_unlocked=r.boolean("ANDROID_ALLOW_UNLOCKED"),
+        android_min_patch_level=_patch_level(r),
+        android_attestation_status_url=r.text("ANDROID_ATTESTATION_STATUS_URL"),
+        android_attestation_status_max_age_seconds=r.integer("ANDROID_ATTESTATION_STATUS_MAX_AGE_SECONDS", 60, 30 * 86400),
+        android_attestation_status_timeout_seconds=r.integer("ANDROID_ATTESTATION_STATUS_TIMEOUT_SECONDS", 1, 60),
+        android_attestation_status_schedule=r.text("ANDROID_ATTESTATION_STATUS_SCHEDULE"),
+        app_attest_app_ids=r.csv("APP_ATTEST_APP_IDS"),
+        app_attest_environment=r.choice("APP_ATTEST_ENVIRONMENT", ("production", "development"), str.lower),
+        play_integrity_min_version_code=r.integer("PLAY_INTEGRITY_MIN_VERSION_CODE", 0, 1 << 62),
+        play_integrity_require_play_protect=r.boolean("PLAY_INTEGRITY_REQUIRE_PLAY_PROTECT"),
+        play_integrity_refuse_risky_apps=r.boolean("PLAY_INTEGRITY_REFUSE_RISKY_APPS"),
+        play_integrity_max_activity_level=_activity_level(r),
+        play_integrity_allow_testing=r.boolean("PLAY_INTEGRITY_ALLOW_TESTING"),
         # audit (issue 15)
         audit_container=r.text("AUDIT_CONTAINER"),
         audit_signing_key=r.key("AUDIT_SIGNING_KEY", 32) if r.text("AUDIT_SIGNING_KEY") else b"",
@@ -419,6 +478,26 @@ def _rsa_key_bits(r: _Reader) -> int:
     if bits not in KMS_RSA_KEY_SIZES:
         raise ConfigError("KMS_RSA_KEY_BITS", "must be 2048, 3072 or 4096")
     return bits
+
+
+def _patch_level(r: _Reader) -> int | None:
+    """``ANDROID_MIN_PATCH_LEVEL``: ``yyyymm`` (month 01-12) or empty."""
+    value = r.text("ANDROID_MIN_PATCH_LEVEL")
+    if not value:
+        return None
+    if len(value) != 6 or not value.isdigit() or not 1 <= int(value[4:]) <= 12:
+        raise ConfigError("ANDROID_MIN_PATCH_LEVEL", "must be yyyymm, e.g. 202401")
+    return int(value)
+
+
+ACTIVITY_LEVELS = ("LEVEL_1", "LEVEL_2", "LEVEL_3", "LEVEL_4")
+
+
+def _activity_level(r: _Reader) -> str:
+    value = r.text("PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL").upper()
+    if value and value not in ACTIVITY_LEVELS:
+        raise ConfigError("PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL", f"must be empty or one of {', '.join(ACTIVITY_LEVELS)}")
+    return value
 
 
 def _audit_environment(r: _Reader) -> str:

@@ -29,6 +29,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.identity import get_credential
+from shared_code.platform.transport import Urllib3Transport
 
 log = logging.getLogger("trustgate.cosmos")
 
@@ -122,6 +123,7 @@ def get_client() -> CosmosClient:
                 retry_read=1,
                 retry_backoff_max=2,
                 enable_endpoint_discovery=False,
+                transport=Urllib3Transport(settings.cosmos_endpoint),
             )
         return _client
 
@@ -245,8 +247,10 @@ class ConditionFailed(Exception):
     """A conditional patch was refused: its filter predicate did not hold (HTTP 412)."""
 
 
-def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: str, predicate: str) -> dict[str, Any] | None:
-    """Atomically add 1 to the integer ``field`` of one item if ``predicate`` holds for it.
+def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: str, predicate: str,
+                 amount: int = 1) -> dict[str, Any] | None:
+    """Atomically add ``amount`` (default 1) to the integer ``field`` of one item if ``predicate``
+    holds for it.
 
     One conditional Patch request (``incr`` with a filter predicate such as ``"from c where
     c.count < 10"``): the server evaluates the predicate and applies the increment as one step,
@@ -259,7 +263,7 @@ def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: s
         try:
             return container(spec).patch_item(
                 item_id, partition_key=partition_key,
-                patch_operations=[{"op": "incr", "path": f"/{field}", "value": 1}], filter_predicate=predicate,
+                patch_operations=[{"op": "incr", "path": f"/{field}", "value": amount}], filter_predicate=predicate,
             )
         except CosmosHttpResponseError as exc:
             if exc.status_code == 404:

@@ -13,10 +13,13 @@ class AppError(Exception):
     status = 500
     default_message = "internal_error"
 
-    def __init__(self, message: str | None = None, detail: str = "", *, headers: dict[str, str] | None = None):
+    def __init__(self, message: str | None = None, detail: str = "", *, headers: dict[str, str] | None = None,
+                 fields: dict[str, object] | None = None):
         self.message = message or self.default_message
         self.detail = detail
         self.headers = headers or {}
+        # extra JSON fields of the error body (e.g. ``failed_checks``); never secrets
+        self.fields = fields or {}
         super().__init__(f"{self.message}: {detail}" if detail else self.message)
 
 

@@ -42,8 +42,8 @@ def json_document(status: int, body: Mapping[str, Any], headers: Mapping[str, st
 
 
 def error_response(error: AppError) -> func.HttpResponse:
-    """The JSON response for a domain error: ``{code, message, detail}`` plus its headers."""
-    return json_response(error.status, error.message, headers=error.headers, detail=error.detail)
+    """The JSON response for a domain error: ``{code, message, detail, **fields}`` plus its headers."""
+    return json_response(error.status, error.message, headers=error.headers, detail=error.detail, **error.fields)
 
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]

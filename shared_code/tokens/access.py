@@ -22,7 +22,9 @@ def admit(headers: Mapping[str, str], endpoint: str, *, rate_limited: bool = Tru
 
     Checks ``TOKEN_IP_DENY``/``TOKEN_IP_ALLOW`` against the client address from
     ``X-Forwarded-For`` (``TRUSTED_PROXY_HOPS``), then counts the request against
-    ``TOKEN_RATE_LIMIT_PER_MINUTE`` for that address and endpoint. Returns the address label
+    ``TOKEN_RATE_LIMIT_PER_MINUTE`` for that address and endpoint, through a leased counter
+    (:func:`shared_code.platform.rate_limit.hit`: never more than the limit across instances; one
+    Cosmos write per ``RATE_LIMIT_LEASE_UNITS`` requests). Returns the address label
     (``"unknown"`` when it cannot be determined) for logging. Raises :class:`Forbidden`
     ``ip_forbidden`` (403), :class:`TooManyRequests` ``rate_limited`` (429, ``Retry-After`` in
     seconds), or :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
@@ -36,7 +38,7 @@ def admit(headers: Mapping[str, str], endpoint: str, *, rate_limited: bool = Tru
     if rate_limited:
         limit = settings.token_rate_limit_per_minute
         rate_limit.enforce(endpoint, client, limit, WINDOW_SECONDS, f"at most {limit} requests a minute",
-                           client=client, endpoint=endpoint)
+                           lease=rate_limit.lease_units(limit), client=client, endpoint=endpoint)
     return client
 
 

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from client.cli import main
-from client.device_api import ClientError, DeviceClient
+from client.device_api import ClientError, DeviceClient, standard_request_hash
 from client.keys import generate_private_key
 from tests.support.play_integrity import (  # noqa: F401 - configure is a fixture
     LocalKeys,
@@ -56,7 +56,9 @@ def test_local_mode_verdicts_over_http(local, live_app):
     assert (result["message"], result["valid"], result["failed_checks"]) == ("integrity_verified", True, [])
     again = client.verify_integrity(token)
     assert (again["valid"], again["failed_checks"]) == (False, ["nonce", "token_unused"])
-    weak = client.verify_integrity(local.seal(payload(request_hash="r1", device=("MEETS_BASIC_INTEGRITY",))), "r1")
+    challenge = client.challenge()["challenge"]
+    weak = client.verify_integrity(local.seal(payload(request_hash=standard_request_hash(client.deviceid, challenge),
+                                                      device=("MEETS_BASIC_INTEGRITY",))), challenge)
     assert weak["failed_checks"] == ["device_integrity"]
     device = client.device_info()["device"]
     assert device["integrity"]["failed_checks"] == ["device_integrity"] and "token_hash" not in device
@@ -87,7 +89,7 @@ def test_google_mode_verdicts_and_outages_over_http(google, configure, live_app)
     assert client.verify_integrity(token)["failed_checks"] == ["nonce", "token_unused"]
     configure({"PLAY_INTEGRITY_API_BASE": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(ClientError) as closed:
-        client.verify_integrity(google.issue(payload(request_hash="h")), "h")
+        client.verify_integrity(google.issue(payload(request_hash="h")), client.challenge()["challenge"])
     assert (closed.value.status, closed.value.message) == (503, "integrity_unavailable")
 
 
@@ -116,8 +118,11 @@ def test_cli_integrity_verify_and_device_status(local, live_app, tmp_path, capsy
     assert "integrity:   valid" in capsys.readouterr().out
     assert main(["--home", home, "integrity", "verify", "--token-file", str(token_file), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["failed_checks"] == ["nonce", "token_unused"]
-    token_file.write_text(local.seal(payload(request_hash="abc")))
-    assert main(["--home", home, "integrity", "verify", "--token-file", str(token_file), "--request-hash", "abc"]) == 0
+    assert main(["--home", home, "integrity", "request-hash"]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    challenge, request_hash = lines["challenge"].strip(), lines["requestHash"].strip()
+    token_file.write_text(local.seal(payload(request_hash=request_hash)))
+    assert main(["--home", home, "integrity", "verify", "--token-file", str(token_file), f"--challenge={challenge}"]) == 0
     capsys.readouterr()
     assert main(["--home", home, "device", "status"]) == 0
     shown = capsys.readouterr().out

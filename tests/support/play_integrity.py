@@ -44,11 +44,16 @@ GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 def payload(*, nonce: str | None = None, request_hash: str | None = None, package: str = PACKAGE,
             request_package: str | None = None, timestamp_ms: int | None = None, app_verdict: str = "PLAY_RECOGNIZED", cert: str = CERT_DIGEST,
-            device: tuple[str, ...] = ("MEETS_DEVICE_INTEGRITY",), licensing: str = "LICENSED") -> dict[str, Any]:
+            device: tuple[str, ...] = ("MEETS_DEVICE_INTEGRITY",), licensing: str = "LICENSED",
+            app_package: str | None = None, version_code: str = "42", play_protect: str | None = None,
+            apps_detected: tuple[str, ...] | None = None, activity: str | None = None,
+            testing: bool | None = None) -> dict[str, Any]:
     """A verdict payload (classic with ``nonce``, standard with ``request_hash``).
 
     ``package`` is the app's real package; ``request_package`` overrides only
-    ``requestDetails.requestPackageName`` (which Google notes can be spoofed in transit).
+    ``requestDetails.requestPackageName`` (which Google notes can be spoofed in transit) and
+    ``app_package`` only ``appIntegrity.packageName``. The newer, optional verdict fields
+    (``play_protect``, ``apps_detected``, ``activity``, ``testing``) are left out unless given.
     """
     details: dict[str, Any] = {
         "requestPackageName": request_package or package,
@@ -58,13 +63,25 @@ def payload(*, nonce: str | None = None, request_hash: str | None = None, packag
         details["nonce"] = nonce
     if request_hash is not None:
         details["requestHash"] = request_hash
-    return {
+    document: dict[str, Any] = {
         "requestDetails": details,
-        "appIntegrity": {"appRecognitionVerdict": app_verdict, "packageName": package,
-                         "certificateSha256Digest": [cert], "versionCode": "42"},
+        "appIntegrity": {"appRecognitionVerdict": app_verdict, "packageName": app_package or package,
+                         "certificateSha256Digest": [cert], "versionCode": version_code},
         "deviceIntegrity": {"deviceRecognitionVerdict": list(device)},
         "accountDetails": {"appLicensingVerdict": licensing},
     }
+    environment: dict[str, Any] = {}
+    if play_protect is not None:
+        environment["playProtectVerdict"] = play_protect
+    if apps_detected is not None:
+        environment["appAccessRiskVerdict"] = {"appsDetected": list(apps_detected)}
+    if environment:
+        document["environmentDetails"] = environment
+    if activity is not None:
+        document["deviceIntegrity"]["recentDeviceActivity"] = {"deviceActivityLevel": activity}
+    if testing is not None:
+        document["testingDetails"] = {"isTestingResponse": testing}
+    return document
 
 
 def policy_settings() -> dict[str, str]:

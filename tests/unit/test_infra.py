@@ -57,6 +57,10 @@ KEY_BASED_ONLY = {
     "COSMOS_KEY": "Cosmos DB has disableLocalAuth; the app uses COSMOS_ENDPOINT + its identity",
     "STORAGE": "the storage account has no shared keys; STORAGE__blobServiceUri + identity instead",
 }
+# devices (hardware attestation): dev-only settings that must never reach Azure.
+DEV_ONLY = {
+    "ATTESTATION_TEST_ROOTS": "trusts the dev stack's test attestation authority; production trusts only the pinned roots",
+}
 # Settings the platform reads (host, identity-based connections, telemetry), not shared_code.platform.config.
 PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri",
@@ -72,7 +76,7 @@ BINDINGS = [(fn.get_function_name(), b.get_dict_repr()) for fn in indexed_functi
 
 def test_every_setting_the_code_reads_is_set_in_azure():
     azure = azure_app_settings()
-    missing = sorted(n for n in SPECS if n not in azure and n not in KEY_BASED_ONLY)
+    missing = sorted(n for n in SPECS if n not in azure and n not in KEY_BASED_ONLY and n not in DEV_ONLY)
     secrets = [n for n in missing if SPECS[n].secret]
     plain = {n: SPECS[n].default if SPECS[n].default is not None else "<value for Azure>"
              for n in missing if not SPECS[n].secret}
@@ -87,6 +91,12 @@ def test_every_setting_the_code_reads_is_set_in_azure():
 def test_key_based_settings_are_not_set_in_azure():
     present = {n: why for n, why in KEY_BASED_ONLY.items() if n in azure_app_settings()}
     assert not present, f"key-based settings set in Azure: {present}"
+
+
+def test_dev_only_settings_are_not_set_in_azure():
+    present = {n: why for n, why in DEV_ONLY.items() if n in azure_app_settings()}
+    assert not present, f"dev-only settings set in Azure: {present}"
+    assert all(SPECS[n].default == "" for n in DEV_ONLY), "a dev-only setting must default to off"
 
 
 def test_secret_settings_are_key_vault_references():

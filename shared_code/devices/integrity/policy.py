@@ -6,8 +6,21 @@ fields used::
 
     requestDetails:   {requestPackageName, nonce (classic) | requestHash (standard), timestampMillis}
     appIntegrity:     {appRecognitionVerdict, packageName, certificateSha256Digest: [base64url], versionCode}
-    deviceIntegrity:  {deviceRecognitionVerdict: [MEETS_BASIC_INTEGRITY | MEETS_DEVICE_INTEGRITY | MEETS_STRONG_INTEGRITY ...]}
+    deviceIntegrity:  {deviceRecognitionVerdict: [MEETS_BASIC_INTEGRITY | MEETS_DEVICE_INTEGRITY | MEETS_STRONG_INTEGRITY ...],
+                       recentDeviceActivity: {deviceActivityLevel: LEVEL_1 .. LEVEL_4 | UNEVALUATED}}
     accountDetails:   {appLicensingVerdict: LICENSED | UNLICENSED | UNEVALUATED}
+    environmentDetails: {playProtectVerdict: NO_ISSUES | NO_DATA | POSSIBLE_RISK | MEDIUM_RISK | HIGH_RISK | UNEVALUATED,
+                         appAccessRiskVerdict: {appsDetected: [KNOWN_INSTALLED, UNKNOWN_CAPTURING, ...]}}
+    testingDetails:   {isTestingResponse: bool}
+
+The newer verdict fields are named, configurable checks (each off unless its setting asks for
+it, except ``app_package`` and ``testing_response``, which always apply): ``app_package``
+(``appIntegrity.packageName``), ``version_code`` (``PLAY_INTEGRITY_MIN_VERSION_CODE``),
+``play_protect`` (``PLAY_INTEGRITY_REQUIRE_PLAY_PROTECT``: NO_ISSUES), ``app_access_risk``
+(``PLAY_INTEGRITY_REFUSE_RISKY_APPS``: no UNKNOWN_CAPTURING / UNKNOWN_CONTROLLING /
+UNKNOWN_OVERLAYS), ``device_activity`` (level at most ``PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL``),
+``testing_response`` (refused unless ``PLAY_INTEGRITY_ALLOW_TESTING``). A check that is on fails
+when its field is missing (fail closed).
 
 Every check has a name; :func:`evaluate` returns the names of those that fail. The stateful
 checks (``nonce``: a live challenge of this device, consumed; ``token_unused``) are run by
@@ -32,6 +45,15 @@ CERTIFICATE_DIGEST = "certificate_digest"
 DEVICE_INTEGRITY = "device_integrity"
 APP_LICENSED = "app_licensed"
 TOKEN_UNUSED = "token_unused"
+APP_PACKAGE = "app_package"
+VERSION_CODE = "version_code"
+PLAY_PROTECT = "play_protect"
+APP_ACCESS_RISK = "app_access_risk"
+DEVICE_ACTIVITY = "device_activity"
+TESTING_RESPONSE = "testing_response"
+
+RISKY_APPS = frozenset({"UNKNOWN_CAPTURING", "UNKNOWN_CONTROLLING", "UNKNOWN_OVERLAYS"})
+ACTIVITY_LEVELS = {"LEVEL_1": 1, "LEVEL_2": 2, "LEVEL_3": 3, "LEVEL_4": 4}
 
 #: A token may claim a time at most this far ahead of the server's clock (seconds).
 CLOCK_SKEW_SECONDS = 30
@@ -43,7 +65,8 @@ _DEVICE_LABELS = {f"MEETS_{name}_INTEGRITY": level for name, level in DEVICE_LEV
 @dataclass(frozen=True)
 class Expectations:
     """What a payload must match. ``request_hash`` is set for standard requests (the hash the
-    device declared), ``None`` for classic ones (then the nonce is checked by the caller)."""
+    server computed for this device and challenge), ``None`` for classic ones (then the nonce is
+    checked by the caller). The fields after it are the newer verdict checks (see above)."""
 
     package_name: str
     cert_digests: frozenset[str]
@@ -51,6 +74,11 @@ class Expectations:
     require_licensed: bool
     max_age_seconds: int
     request_hash: str | None = None
+    min_version_code: int = 0
+    require_play_protect: bool = False
+    refuse_risky_apps: bool = False
+    max_activity_level: str = ""  # "" = not checked, else LEVEL_1 .. LEVEL_4
+    allow_testing: bool = False
 
 
 def _section(payload: dict[str, Any], name: str) -> dict[str, Any]:
@@ -99,7 +127,9 @@ def evaluate(payload: dict[str, Any], expect: Expectations, now: datetime) -> li
     failed: list[str] = []
     if not _equal(details.get("requestPackageName"), expect.package_name):
         failed.append(PACKAGE_NAME)
-    if expect.request_hash is not None and not _equal(details.get("requestHash"), expect.request_hash):
+    request_hash = details.get("requestHash")
+    if expect.request_hash is not None and not _equal(request_hash.rstrip("=") if isinstance(request_hash, str) else None,
+                                                      expect.request_hash):
         failed.append(REQUEST_HASH)
     issued = token_time(payload)
     if (issued is None or now - issued > timedelta(seconds=expect.max_age_seconds)
@@ -114,6 +144,33 @@ def evaluate(payload: dict[str, Any], expect: Expectations, now: datetime) -> li
         failed.append(DEVICE_INTEGRITY)
     if expect.require_licensed and _section(payload, "accountDetails").get("appLicensingVerdict") != "LICENSED":
         failed.append(APP_LICENSED)
+    failed.extend(_newer_verdicts(payload, app, expect))
+    return failed
+
+
+def _newer_verdicts(payload: dict[str, Any], app: dict[str, Any], expect: Expectations) -> list[str]:
+    """The configurable checks of the newer verdict fields, in a fixed order."""
+    environment = _section(payload, "environmentDetails")
+    failed = []
+    if not _equal(app.get("packageName"), expect.package_name):
+        failed.append(APP_PACKAGE)
+    version = app.get("versionCode")
+    if expect.min_version_code and not (isinstance(version, (str, int)) and not isinstance(version, bool)
+                                        and str(version).isdigit() and int(version) >= expect.min_version_code):
+        failed.append(VERSION_CODE)
+    if expect.require_play_protect and environment.get("playProtectVerdict") != "NO_ISSUES":
+        failed.append(PLAY_PROTECT)
+    if expect.refuse_risky_apps:
+        risk = environment.get("appAccessRiskVerdict")
+        detected = _strings(risk.get("appsDetected")) if isinstance(risk, dict) else None
+        if detected is None or RISKY_APPS & set(detected):
+            failed.append(APP_ACCESS_RISK)
+    if expect.max_activity_level:
+        activity = _section(_section(payload, "deviceIntegrity"), "recentDeviceActivity").get("deviceActivityLevel")
+        if ACTIVITY_LEVELS.get(activity, 99) > ACTIVITY_LEVELS[expect.max_activity_level]:
+            failed.append(DEVICE_ACTIVITY)
+    if _section(payload, "testingDetails").get("isTestingResponse") is True and not expect.allow_testing:
+        failed.append(TESTING_RESPONSE)
     return failed
 
 
@@ -121,9 +178,12 @@ def summarize(payload: dict[str, Any], request_type: str) -> dict[str, Any]:
     """The verdict as TrustGate reports and stores it (no nonce, hash or other request data)::
 
         {"request_type": "classic" | "standard", "package_name", "token_time": iso | None,
-         "app_recognition", "device_recognition": [labels], "app_licensing"}
+         "app_recognition", "device_recognition": [labels], "app_licensing", "app_package",
+         "version_code", "play_protect", "apps_detected": [labels], "device_activity", "testing"}
     """
     issued = token_time(payload)
+    app, environment = _section(payload, "appIntegrity"), _section(payload, "environmentDetails")
+    risk = environment.get("appAccessRiskVerdict")
     return {
         "request_type": request_type,
         "package_name": _text(_section(payload, "requestDetails").get("requestPackageName")),
@@ -131,6 +191,12 @@ def summarize(payload: dict[str, Any], request_type: str) -> dict[str, Any]:
         "app_recognition": _text(_section(payload, "appIntegrity").get("appRecognitionVerdict")),
         "device_recognition": _strings(_section(payload, "deviceIntegrity").get("deviceRecognitionVerdict"))[:8],
         "app_licensing": _text(_section(payload, "accountDetails").get("appLicensingVerdict")),
+        "app_package": _text(app.get("packageName")),
+        "version_code": _text(str(app["versionCode"])) if isinstance(app.get("versionCode"), (str, int)) else None,
+        "play_protect": _text(environment.get("playProtectVerdict")),
+        "apps_detected": _strings(risk.get("appsDetected"))[:8] if isinstance(risk, dict) else [],
+        "device_activity": _text(_section(_section(payload, "deviceIntegrity"), "recentDeviceActivity").get("deviceActivityLevel")),
+        "testing": _section(payload, "testingDetails").get("isTestingResponse") is True,
     }
 
 

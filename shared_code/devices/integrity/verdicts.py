@@ -9,12 +9,16 @@ Flow of :func:`verify_token`, after Google's server-side guidance
    atomic create): a second use fails ``token_unused``;
 3. the stateless checks of :mod:`shared_code.devices.integrity.policy`, and for a classic request the
    nonce: it must be a live challenge issued to this device by ``/api/challenge``, and is
-   consumed (``nonce``); for a standard request ``requestHash`` must equal the declared hash;
+   consumed (``nonce``); for a standard request the server computes the expected
+   ``requestHash`` itself from the calling device and the challenge it sends
+   (:func:`standard_request_hash`), and the challenge must be live and is consumed
+   (``request_hash``): a genuine device's token submitted by another device fails;
 4. store the result on the device record (latest verdict wins) and return it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -23,11 +27,17 @@ from shared_code.devices import challenges, registry
 from shared_code.devices.integrity import decode, policy
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
-from shared_code.platform.crypto import sha256_hex
+from shared_code.platform.crypto import b64url_encode, sha256_hex
 from shared_code.platform.errors import Forbidden, Unauthorized
 from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 log = logging.getLogger("trustgate.integrity")
+
+
+def standard_request_hash(deviceid: str, challenge: str) -> str:
+    """The ``requestHash`` a standard request must carry: unpadded base64url (as in JOSE) of
+    ``SHA-256(UTF-8 "{deviceid}:{challenge}")``, binding the token to this device and challenge."""
+    return b64url_encode(hashlib.sha256(f"{deviceid}:{challenge}".encode("utf-8")).digest())
 
 
 def _expectations(request_hash: str | None) -> policy.Expectations:
@@ -39,6 +49,11 @@ def _expectations(request_hash: str | None) -> policy.Expectations:
         require_licensed=settings.play_integrity_require_licensed,
         max_age_seconds=settings.play_integrity_max_age_seconds,
         request_hash=request_hash,
+        min_version_code=settings.play_integrity_min_version_code,
+        require_play_protect=settings.play_integrity_require_play_protect,
+        refuse_risky_apps=settings.play_integrity_refuse_risky_apps,
+        max_activity_level=settings.play_integrity_max_activity_level,
+        allow_testing=settings.play_integrity_allow_testing,
     )
 
 
@@ -60,39 +75,43 @@ def _first_use(token: str, deviceid: str) -> bool:
     return True
 
 
-def _nonce_is_live_challenge(deviceid: str, payload: dict[str, Any]) -> bool:
-    value = policy.nonce(payload)
-    if value is None:
+def _consumed(deviceid: str, challenge: str | None) -> bool:
+    """Whether ``challenge`` was a live challenge of ``deviceid`` (it is consumed if so)."""
+    if challenge is None:
         return False
     try:
-        challenges.consume_challenge(deviceid, value)
+        challenges.consume_challenge(deviceid, challenge)
     except Unauthorized:
         return False
     return True
 
 
-def verify_token(device: dict[str, Any], token: str, request_hash: str | None = None) -> dict[str, Any]:
+def verify_token(device: dict[str, Any], token: str, challenge: str | None = None) -> dict[str, Any]:
     """Verify a Play Integrity ``token`` for ``device``; returns and stores the result::
 
         {"valid": bool, "verdict": policy.summarize(...), "failed_checks": [names],
          "checked_at": iso}
 
-    ``request_hash`` given → standard request (compared with ``requestHash``); omitted →
-    classic request (``nonce`` must be this device's live challenge). Raises
+    ``challenge`` given → standard request (``requestHash`` must be
+    :func:`standard_request_hash` of this device and ``challenge``, which must be live and is
+    consumed); omitted → classic request (``nonce`` must be this device's live challenge). Raises
     :class:`~shared_code.devices.integrity.decode.InvalidIntegrityToken` (400),
     :class:`~shared_code.platform.errors.ServiceUnavailable` (503) and
     :class:`~shared_code.platform.config.ConfigError` (500), storing nothing in those cases.
     """
     payload = decode.decode_token(token)
     now = utc_now()
-    failed = policy.evaluate(payload, _expectations(request_hash), now)
-    if request_hash is None and not _nonce_is_live_challenge(device["id"], payload):
+    expected_hash = None if challenge is None else standard_request_hash(device["id"], challenge)
+    failed = policy.evaluate(payload, _expectations(expected_hash), now)
+    if challenge is None and not _consumed(device["id"], policy.nonce(payload)):
         failed.append(policy.NONCE)
+    if challenge is not None and not _consumed(device["id"], challenge) and policy.REQUEST_HASH not in failed:
+        failed.append(policy.REQUEST_HASH)
     if not _first_use(token, device["id"]):
         failed.append(policy.TOKEN_UNUSED)
     result = {
         "valid": not failed,
-        "verdict": policy.summarize(payload, "classic" if request_hash is None else "standard"),
+        "verdict": policy.summarize(payload, "classic" if challenge is None else "standard"),
         "failed_checks": failed,
         "checked_at": to_iso(now),
     }

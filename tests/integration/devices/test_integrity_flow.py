@@ -67,8 +67,8 @@ def device(emulators) -> DeviceActor:
     return actor
 
 
-def verify(actor: DeviceActor, token: str, request_hash: str | None = None) -> tuple[int, dict]:
-    document = {"token": token} if request_hash is None else {"token": token, "request_hash": request_hash}
+def verify(actor: DeviceActor, token: str, challenge: str | None = None) -> tuple[int, dict]:
+    document = {"token": token} if challenge is None else {"token": token, "challenge": challenge}
     headers, body = json_body(document)
     return call("verify_integrity", "POST", "verify", headers={**actor.headers, **headers}, body=body)
 
@@ -93,9 +93,30 @@ def test_a_classic_request_passes_and_is_stored_on_the_device(mode, device):
     assert used["deviceid"] == device.deviceid and used["ttl"] > 0 and token not in json.dumps(used)
 
 
-def test_a_standard_request_passes_with_the_declared_hash(mode, device):
-    status, body = verify(device, mode.token(payload(request_hash="aGVsbG8gd29ybGQ")), "aGVsbG8gd29ybGQ")
+def standard(mode: Mode, actor: DeviceActor, **fields) -> tuple[str, str]:
+    """A live challenge of ``actor`` and a standard-request token whose requestHash binds both."""
+    challenge = actor.challenge()
+    return challenge, mode.token(payload(request_hash=verdicts.standard_request_hash(actor.deviceid, challenge), **fields))
+
+
+def test_a_standard_request_passes_with_the_hash_the_server_derives(mode, device):
+    challenge, token = standard(mode, device)
+    assert verdicts.standard_request_hash("dev-1", "abc") == "ZiEXcyai_aJSYyPxhoDm-cNlBw7Sv8swI4Ku31R95_E"  # unpadded base64url
+    status, body = verify(device, token, challenge)
     assert (status, body["valid"], body["failed_checks"], body["verdict"]["request_type"]) == (200, True, [], "standard")
+    assert verify(device, mode.token(payload(request_hash=verdicts.standard_request_hash(device.deviceid, challenge))),
+                  challenge)[1]["failed_checks"] == ["request_hash"]  # the challenge was consumed
+
+
+def test_a_genuine_devices_standard_token_does_not_verify_for_another_device(mode, device):
+    challenge, token = standard(mode, device)
+    thief = DeviceActor()
+    thief.register()
+    assert verify(thief, token, thief.challenge())[1]["failed_checks"] == ["request_hash"]
+    other_token = mode.token(payload(request_hash=verdicts.standard_request_hash(device.deviceid, challenge)))
+    assert verify(thief, other_token, challenge)[1]["failed_checks"] == ["request_hash"]  # not its challenge either
+    fresh = mode.token(payload(request_hash=verdicts.standard_request_hash(device.deviceid, challenge)))
+    assert verify(device, fresh, challenge)[1]["valid"] is True  # the thief could not use up the challenge
 
 
 # --- each check failing alone -------------------------------------------------------------
@@ -123,23 +144,26 @@ def test_a_nonce_that_is_not_this_devices_challenge_fails_alone(mode, device):
 
 
 def test_a_wrong_request_hash_fails_alone(mode, device):
-    status, body = verify(device, mode.token(payload(request_hash="hash-the-app-used")), "hash-the-server-expects")
+    status, body = verify(device, mode.token(payload(request_hash="hash-the-app-used")), device.challenge())
     assert (status, body["failed_checks"]) == (200, ["request_hash"])
 
 
 # --- replay ---------------------------------------------------------------------------------
 
 def test_a_token_verifies_once(mode, device):
-    standard = mode.token(payload(request_hash="h1"))
-    assert verify(device, standard, "h1")[1]["valid"] is True
-    status, body = verify(device, standard, "h1")
-    assert (status, body["valid"], body["failed_checks"]) == (200, False, ["token_unused"])
+    challenge, token = standard(mode, device)
+    assert verify(device, token, challenge)[1]["valid"] is True
+    status, body = verify(device, token, challenge)
+    assert (status, body["valid"], body["failed_checks"]) == (200, False, ["request_hash", "token_unused"])
     classic = mode.token(payload(nonce=device.challenge()))
     assert verify(device, classic)[1]["valid"] is True
     assert verify(device, classic)[1]["failed_checks"] == ["nonce", "token_unused"]
     other = DeviceActor()
     other.register()
-    assert verify(other, standard, "h1")[1]["failed_checks"] == ["token_unused"]  # not per device either
+    other_challenge = other.challenge()
+    copied = mode.token(payload(request_hash=verdicts.standard_request_hash(other.deviceid, other_challenge)))
+    assert verify(other, copied, other_challenge)[1]["valid"] is True
+    assert verify(device, copied, device.challenge())[1]["failed_checks"] == ["request_hash", "token_unused"]
 
 
 def test_a_nonce_verifies_once_even_in_a_new_token(mode, device):
@@ -182,7 +206,8 @@ def test_google_refusing_a_token_is_400(google, device):
     ({"token": "not-a-jwe"}, (400, "invalid_integrity_token")),
     ({"token": "a.b.c.d.e.f"}, (400, "invalid_integrity_token")),
     ({"token": "a" * 16385 + ".b.c.d.e"}, (400, "invalid_integrity_token")),
-    ({"token": "a.b.c.d.e", "request_hash": 7}, (400, "invalid_field")),
+    ({"token": "a.b.c.d.e", "challenge": 7}, (400, "invalid_field")),
+    ({"token": "a.b.c.d.e", "request_hash": "declared-by-the-client"}, (400, "invalid_field")),
 ])
 def test_malformed_requests_are_400(mode, device, document, expected):
     headers, body = json_body(document)

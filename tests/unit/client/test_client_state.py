@@ -105,3 +105,13 @@ def test_home_is_the_argument_then_env_then_dot_trustgate(tmp_path: Path, monkey
     assert resolve_home(None) == tmp_path / "env"
 
     assert resolve_home(tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_app_attest_state_round_trips_and_bad_counters_read_as_zero():
+    from client.state import DeviceState
+
+    state = DeviceState("http://x", "dev-1", "t" * 40, "/k.pem", "p256", attestation_format="apple-appattest",
+                        app_id="TEAM.app", assertion_counter=7)
+    assert DeviceState.from_json(state.to_json()) == state
+    assert DeviceState.from_json({**state.to_json(), "assertion_counter": True}).assertion_counter == 0
+    assert DeviceState.from_json({**state.to_json(), "assertion_counter": -3}).assertion_counter == 0

@@ -30,7 +30,9 @@ def test_a_good_standard_payload_passes_with_the_declared_hash():
 
 
 @pytest.mark.parametrize("broken, check", [
-    (dict(package="com.evil.app"), policy.PACKAGE_NAME),
+    (dict(request_package="com.evil.app"), policy.PACKAGE_NAME),
+    (dict(app_package="com.evil.app"), policy.APP_PACKAGE),
+    (dict(testing=True), policy.TESTING_RESPONSE),
     (dict(timestamp_ms=NOW_MS - 301_000), policy.TIMESTAMP),
     (dict(timestamp_ms=NOW_MS + (policy.CLOCK_SKEW_SECONDS + 5) * 1000), policy.TIMESTAMP),
     (dict(app_verdict="UNRECOGNIZED_VERSION"), policy.APP_RECOGNIZED),
@@ -61,7 +63,10 @@ def test_device_levels_are_ordered_and_licensing_only_when_required():
 def test_garbage_payloads_fail_checks_without_raising():
     failed = policy.evaluate({"requestDetails": "x", "appIntegrity": [], "deviceIntegrity": {"deviceRecognitionVerdict": "MEETS_STRONG_INTEGRITY"}}, expect(), NOW)
     assert failed == [policy.PACKAGE_NAME, policy.TIMESTAMP, policy.APP_RECOGNIZED, policy.CERTIFICATE_DIGEST,
-                      policy.DEVICE_INTEGRITY, policy.APP_LICENSED]
+                      policy.DEVICE_INTEGRITY, policy.APP_LICENSED, policy.APP_PACKAGE]
+    strict = expect(min_version_code=1, require_play_protect=True, refuse_risky_apps=True, max_activity_level="LEVEL_2")
+    assert policy.evaluate({"appIntegrity": {"versionCode": True}}, strict, NOW)[-4:] == [
+        policy.VERSION_CODE, policy.PLAY_PROTECT, policy.APP_ACCESS_RISK, policy.DEVICE_ACTIVITY]
     assert policy.token_time(payload(timestamp_ms=NOW_MS)) == NOW
     assert policy.token_time({"requestDetails": {"timestampMillis": "-5"}}) is None
 
@@ -70,5 +75,30 @@ def test_summary_keeps_verdicts_but_not_request_data():
     summary = policy.summarize(payload(nonce="secret-nonce", timestamp_ms=NOW_MS), "classic")
     assert summary == {"request_type": "classic", "package_name": PACKAGE, "token_time": "2026-11-21T12:00:00.000000Z",
                        "app_recognition": "PLAY_RECOGNIZED", "device_recognition": ["MEETS_DEVICE_INTEGRITY"],
-                       "app_licensing": "LICENSED"}
+                       "app_licensing": "LICENSED", "app_package": PACKAGE, "version_code": "42", "play_protect": None,
+                       "apps_detected": [], "device_activity": None, "testing": False}
     assert "secret-nonce" not in str(summary)
+
+
+@pytest.mark.parametrize("setting, good, bad, check", [
+    (dict(min_version_code=42), dict(version_code="42"), dict(version_code="41"), policy.VERSION_CODE),
+    (dict(require_play_protect=True), dict(play_protect="NO_ISSUES"), dict(play_protect="POSSIBLE_RISK"), policy.PLAY_PROTECT),
+    (dict(require_play_protect=True), dict(play_protect="NO_ISSUES"), dict(), policy.PLAY_PROTECT),
+    (dict(refuse_risky_apps=True), dict(apps_detected=("KNOWN_INSTALLED", "UNKNOWN_INSTALLED")),
+     dict(apps_detected=("KNOWN_INSTALLED", "UNKNOWN_CAPTURING")), policy.APP_ACCESS_RISK),
+    (dict(refuse_risky_apps=True), dict(apps_detected=()), dict(apps_detected=("UNKNOWN_CONTROLLING",)), policy.APP_ACCESS_RISK),
+    (dict(refuse_risky_apps=True), dict(apps_detected=()), dict(apps_detected=("UNKNOWN_OVERLAYS",)), policy.APP_ACCESS_RISK),
+    (dict(refuse_risky_apps=True), dict(apps_detected=()), dict(), policy.APP_ACCESS_RISK),
+    (dict(max_activity_level="LEVEL_2"), dict(activity="LEVEL_2"), dict(activity="LEVEL_3"), policy.DEVICE_ACTIVITY),
+    (dict(max_activity_level="LEVEL_2"), dict(activity="LEVEL_1"), dict(activity="UNEVALUATED"), policy.DEVICE_ACTIVITY),
+    (dict(allow_testing=False), dict(testing=False), dict(testing=True), policy.TESTING_RESPONSE),
+])
+def test_newer_verdict_checks_apply_when_configured_and_fail_alone(setting, good, bad, check):
+    assert policy.evaluate(payload(timestamp_ms=NOW_MS, **good), expect(**setting), NOW) == []
+    assert policy.evaluate(payload(timestamp_ms=NOW_MS, **bad), expect(**setting), NOW) == [check]
+    assert policy.evaluate(payload(timestamp_ms=NOW_MS, **bad), expect(), NOW) == (
+        [check] if check == policy.TESTING_RESPONSE else [])
+
+
+def test_testing_responses_pass_only_when_allowed():
+    assert policy.evaluate(payload(timestamp_ms=NOW_MS, testing=True), expect(allow_testing=True), NOW) == []
