@@ -127,9 +127,9 @@ def rotate(owner: str, file_name: str, from_version: int | None = None,
     (``KMS_MAX_KEY_VERSIONS`` live versions: re-encrypt and retire first), ``ConfigError``,
     :class:`ServiceUnavailable`.
     """
-    new_key = rsa.generate_private_key(public_exponent=65537, key_size=get_settings().kms_rsa_key_bits)
+    item = _owned(owner, file_name)  # before the costly key generation: strangers cost one read
+    new_key = None
     for _ in range(MAX_WRITE_RACES):
-        item = _owned(owner, file_name)
         current = current_version(item)
         if from_version is not None and current > from_version:
             return current, item["public_key"]
@@ -137,6 +137,7 @@ def rotate(owner: str, file_name: str, from_version: int | None = None,
         if len(live) >= get_settings().kms_max_key_versions:
             raise Conflict("too_many_key_versions", f"this file's key has {len(live)} live versions: re-encrypt the file "
                                                     "and retire the older ones first")
+        new_key = new_key or rsa.generate_private_key(public_exponent=65537, key_size=get_settings().kms_rsa_key_bits)
         body = _body(item)
         body.update(_current_fields(item["id"], current + 1, new_key))
         body[PREVIOUS] = [v.as_item() for v in live]
@@ -145,7 +146,7 @@ def rotate(owner: str, file_name: str, from_version: int | None = None,
             cosmos.replace_item(cosmos.KMS_KEYS, body, item["_etag"])
             return current + 1, body["public_key"]
         except cosmos.EtagMismatch:
-            continue
+            item = _owned(owner, file_name)  # changed meanwhile (a grant, another rotation): decide again
     raise ServiceUnavailable(detail="the file's key is changing concurrently, try again")
 
 
@@ -160,9 +161,9 @@ def retire(owner: str, file_name: str, min_version: int, client_address: str | N
     ``permission_denied``, ``invalid_field`` (``min_version`` above the current version),
     :class:`Conflict` ``envelope_uses_older_version``, ``ConfigError``, :class:`ServiceUnavailable`.
     """
+    item = _owned(owner, file_name)
     stored = datastore.stored_key_version(file_name)
     for _ in range(MAX_WRITE_RACES):
-        item = _owned(owner, file_name)
         live = versions(item)
         if min_version > live[0].version:
             raise BadRequest("invalid_field", f"'min_version' must be at most the current version {live[0].version}")
@@ -179,7 +180,7 @@ def retire(owner: str, file_name: str, min_version: int, client_address: str | N
             cosmos.replace_item(cosmos.KMS_KEYS, body, item["_etag"])
             return retired
         except cosmos.EtagMismatch:
-            continue
+            item = _owned(owner, file_name)
     raise ServiceUnavailable(detail="the file's key is changing concurrently, try again")
 
 

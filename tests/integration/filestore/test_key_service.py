@@ -43,13 +43,16 @@ def _open(user: User, name: str) -> bytes:
 
 
 def _audit_events(event: str) -> list[dict]:
-    entries, start = [], 0
-    while True:
+    """Every entry of ``event`` in the audit log, read through the operator API page by page."""
+    entries, start, size = [], 0, 1
+    while start < size:
         status, body = call("audit_entries", "GET", "audit/entries", params={"start": str(start)})
+        assert status == 200, body
         entries += [json.loads(item["entry"]) for item in body["entries"]]
-        if body["next"] is None:
-            return [entry for entry in entries if entry["event"] == event]
-        start = body["next"]
+        start, size = start + len(body["entries"]), body["size"]
+        if not body["entries"]:
+            break
+    return [entry for entry in entries if entry["event"] == event]
 
 
 # --- unwrap ------------------------------------------------------------------------------------
@@ -227,3 +230,16 @@ def test_a_replace_whose_answer_was_lost_and_retried_by_the_sdk_still_succeeds(a
     assert (status, replaced["key_version"]) == (200, 2)
     monkeypatch.setattr(BlobClient, "upload_blob", original)
     assert replaced["etag"] == _stored(alice, name)[1]["etag"] and _open(alice, name) == b"second"
+
+
+def test_concurrent_rotations_from_one_version_make_exactly_one_new_version(alice):
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = unique_name("racing")
+    alice.put(name, b"r")
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(lambda _: alice.rotate(name, from_version=1), range(5)))
+    assert {(status, body["key_version"]) for status, body in answers} == {(200, 2)}
+    assert len({body["kms_public_key"] for _, body in answers}) == 1
+    item = cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(name), kms.key_id(name))
+    assert item["key_version"] == 2 and [v["version"] for v in item["previous_versions"]] == [1]
