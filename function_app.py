@@ -10,6 +10,7 @@ from functions.accounts import accounts_bp
 from functions.audit import audit_bp
 from functions.datastore import datastore_bp
 from functions.devices import devices_bp
+from functions.direct_uploads import direct_uploads_bp
 from functions.health import health_bp
 from functions.kms import kms_bp
 from functions.maintenance import maintenance_bp
@@ -30,5 +31,6 @@ for blueprint in (
     maintenance_bp,
     messages_bp,
     audit_bp,
+    direct_uploads_bp,  # issue 13: direct-to-blob uploads
 ):
     app.register_functions(blueprint)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "kms")
+SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct", "kms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,15 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     use_example_settings_if_needed()
 
-    from benchmarks import attestation, import_time, latency, per_request, stack, uploads
+    from benchmarks import attestation, direct_uploads, import_time, latency, per_request, stack, uploads
 
     started = time.perf_counter()
     print(f"TrustGate benchmarks  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  Python {platform.python_version()}  "
           f"{platform.system()} {platform.machine()}  {os.cpu_count()} CPUs", flush=True)
-    imports = lat = ups = toks = att = None
+    imports = lat = ups = toks = att = direct = None
     if "imports" in options.only:
         imports = import_time.run()
-    if {"latency", "uploads", "requests", "attestation"} & set(options.only):
+    if {"latency", "uploads", "requests", "attestation", "direct"} & set(options.only):
         with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
             if "latency" in options.only:
                 with stack.in_process_devhost() as base_url:
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             if "attestation" in options.only:  # devices: hardware attestation
                 with attestation.test_authority(Path(tmp)) as authority, stack.in_process_devhost() as base_url:
                     att = attestation.run(base_url, authority)
+            if "direct" in options.only:
+                direct = direct_uploads.run(settings, Path(tmp))
     kms_figures = None
     if "kms" in options.only:  # KMS key service (issue 18)
         from benchmarks import kms
@@ -68,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
 
         with stack.emulators():
             audit_figures = audit.run()
-    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, kms_figures)
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct, kms_figures)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, kms_figures=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, direct=None,
+             kms_figures=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -109,6 +112,10 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, a
                          f"{name} {w.p50 - wo.p50:+.1f} ms" for name, w, wo in a.endpoints)
                      + f"; proofs at 10^5: inclusion {a.inclusion_cold.p50:.1f} ms cold ({a.reads_inclusion:.1f} reads), "
                        f"{a.inclusion_warm.p50:.2f} ms warm, consistency {a.consistency_cold.p50:.1f} ms cold")
+    if direct:
+        from benchmarks.direct_uploads import summary_lines
+
+        lines += summary_lines(direct)
     if kms_figures:
         k = kms_figures
         lines.append(f"RSA-3072 p50/p95 ms: /unwrap_key {k.unwrap_ms.p50:.1f}/{k.unwrap_ms.p95:.1f}, "

@@ -29,11 +29,18 @@ def main(argv: list[str]) -> int:
     client.upload_blob("warm-up", b"x" * 1024, overwrite=True)
     print("ready", flush=True)
     for line in sys.stdin:
-        path, blob_name = line.rstrip("\n").split("\t")
+        path, blob_name, *blocks = line.rstrip("\n").split("\t")
+        target, options = client, {}
+        if blocks:
+            concurrency, block_bytes = int(blocks[0]), int(blocks[1])
+            target = BlobServiceClient.from_connection_string(
+                connection_string, max_block_size=block_bytes, max_single_put_size=block_bytes,
+            ).get_container_client(container)
+            options = {"max_concurrency": concurrency}
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             start = time.perf_counter()
-            client.upload_blob(blob_name, handle, length=size, overwrite=True)
+            target.upload_blob(blob_name, handle, length=size, overwrite=True, **options)
             seconds = time.perf_counter() - start
         print(json.dumps({"seconds": seconds, "bytes": size}), flush=True)
     return 0

@@ -17,23 +17,19 @@ up first (one small upload each). Blob-trigger polling is off for the run (see
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from benchmarks.report import MB, MIB, heading, table
 from benchmarks.rss import RssPeak
-from benchmarks.stack import ROOT, StackSettings, devhost_subprocess
+from benchmarks.stack import StackSettings, devhost_subprocess
 from benchmarks.timed_session import TimedSession
+from benchmarks.workers import LineWorker
 from client.device_api import DeviceClient
 from client.keys import generate_private_key
 
@@ -68,36 +64,15 @@ class Series:
         return self.size / MB / statistics.median(self.post_seconds) if self.post_seconds else None
 
 
-class SdkWorker:
-    """The :mod:`benchmarks.sdk_worker` subprocess, driven line by line over stdin/stdout."""
+class SdkWorker(LineWorker):
+    """The :mod:`benchmarks.sdk_worker` subprocess."""
 
     def __init__(self, connection_string: str, container: str) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.sdk_worker", connection_string, container],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        ready = self.popen.stdout.readline().strip()  # type: ignore[union-attr]
-        if ready != "ready":
-            self.close()
-            raise RuntimeError(f"sdk worker did not start (said {ready!r})")
-        self.process = psutil.Process(self.popen.pid)
+        super().__init__("benchmarks.sdk_worker", connection_string, container)
 
-    def upload(self, path: Path, blob_name: str) -> float:
-        self.popen.stdin.write(f"{path}\t{blob_name}\n")  # type: ignore[union-attr]
-        self.popen.stdin.flush()  # type: ignore[union-attr]
-        line = self.popen.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            raise RuntimeError("sdk worker exited during an upload")
-        return float(json.loads(line)["seconds"])
-
-    def close(self) -> None:
-        if self.popen.stdin:
-            self.popen.stdin.close()
-        try:
-            self.popen.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+    def upload(self, path: Path, blob_name: str, *blocks: int) -> float:
+        """Seconds of one ``upload_blob``; ``blocks`` = ``(concurrency, block bytes)`` for a block upload."""
+        return float(self.ask("\t".join([str(path), blob_name, *map(str, blocks)]))["seconds"])
 
 
 def run(stack: StackSettings, workdir: Path) -> list[Series]:

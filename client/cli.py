@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 from urllib.parse import urlsplit
 
+from azure.core.exceptions import AzureError
 from tqdm import tqdm
 
 from client.device_api import DEFAULT_TIMEOUT, ClientError, DeviceClient, TransportError
+from client.direct_upload import DEFAULT_CONCURRENCY, DirectUploadResult, direct_upload
 from client.files_cli import add_store_commands
 from client.keys import DEFAULT_KEY_TYPE, KEY_TYPES, generate_private_key, public_key_fingerprint, public_key_pem
 from client.state import (
@@ -35,6 +37,8 @@ from client.state import (
     state_path,
 )
 from client.user_cli import add_user_commands
+
+DIRECT_THRESHOLD = 8 * 1024 * 1024
 
 # Same rule as the server: 1-128 of [A-Za-z0-9._:-], not only dots.
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -81,6 +85,14 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
+
+
+def _byte_size(value: str) -> int:
+    units = {"": 1, "b": 1, "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "kb": 1000, "mb": 1000 ** 2, "gb": 1000 ** 3}
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", value)
+    if not match or match.group(2).lower() not in units:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size such as 8388608, 8MiB or 64MB")
+    return int(match.group(1)) * units[match.group(2).lower()]
 
 
 def _positive_float(value: str) -> float:
@@ -162,12 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     upload = commands.add_parser(
         "upload", parents=[common], help="upload files, each signed with the device key",
         description="For each file: hash it, fetch a fresh challenge, sign "
-                    "'upload:{challenge}:{sha256}' and stream it to POST /upload-file.")
+                    "'upload:{challenge}:{sha256}' and stream it to POST /upload-file. Files larger than "
+                    "--direct-threshold go straight to Blob Storage instead: sign "
+                    "'direct-upload:{challenge}:{sha256}:{size}:{type}', POST /api/uploads, send the blocks to "
+                    "the granted URL, and wait until the server has verified them.")
     upload.add_argument("files", nargs="+", type=Path, metavar="FILE", help="file(s) to upload")
     upload.add_argument("--content-type", metavar="TYPE",
                         help="content type for every file (default: guessed from the extension, "
                              "else application/octet-stream)")
     upload.add_argument("--no-progress", action="store_true", help="do not show progress bars")
+    upload.add_argument("--direct-threshold", type=_byte_size, default=DIRECT_THRESHOLD, metavar="BYTES",
+                        help="files larger than this go by the direct path (default: 8MiB; suffixes KiB, MiB, GiB)")
+    upload.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
+                        help=f"blocks sent at once on the direct path (default: {DEFAULT_CONCURRENCY})")
+    upload.add_argument("--resume", action="store_true",
+                        help="continue this file's interrupted direct upload: send only the blocks not yet staged")
     upload.set_defaults(handler=cmd_upload)
 
     files = commands.add_parser("files", parents=[common], help="list this device's files, newest first",
@@ -289,11 +310,30 @@ def cmd_upload(args: argparse.Namespace, out: TextIO) -> int:
     client = _client(state, args)
     failed = 0
     for path in args.files:
+        direct = args.resume or path.stat().st_size > args.direct_threshold
         try:
+            if direct:
+                outcome = _direct_upload_one(client, path, args)
+                state = outcome.state
+                line = (f"{path}: {_clean(str(state.get('state')))} upload_id={_clean(outcome.upload_id)} "
+                        f"size={_clean(str(state.get('size')))} sha256={_clean(str(state.get('sha256')))} "
+                        f"(blocks sent {outcome.blocks_sent}, already staged {outcome.blocks_skipped}; "
+                        f"transfer {outcome.transfer_seconds:.1f} s, verified {outcome.verification_seconds:.1f} s after the commit)")
+                if state.get("state") != "verified":
+                    print(line, file=sys.stderr)
+                    failed += 1
+                    continue
+                print(f"uploaded {line}", file=out)
+                continue
             result = _upload_one(client, path, args.content_type, show_progress=not args.no_progress)
         except ClientError as error:
             print(f"{path}: upload refused", file=sys.stderr)
             _print_client_error(error)
+            failed += 1
+            continue
+        except AzureError as error:
+            print(f"{path}: Blob Storage refused the upload ({error.__class__.__name__}); "
+                  "run again with --resume to continue it", file=sys.stderr)
             failed += 1
             continue
         except OSError as error:
@@ -326,6 +366,26 @@ def _upload_one(client: DeviceClient, path: Path, content_type: str | None, show
     finally:
         for bar in bars:
             bar.close()
+
+
+def _direct_upload_one(client: DeviceClient, path: Path, args: argparse.Namespace) -> DirectUploadResult:
+    bars: dict[str, tqdm] = {}
+
+    def bar(kind: str, done: int, total: int) -> None:
+        if kind not in bars:
+            for other in bars.values():
+                other.close()
+            bars[kind] = tqdm(desc=f"{path.name} ({kind})", total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                              leave=False, file=sys.stderr, disable=None if not args.no_progress else True)
+        bars[kind].update(done - bars[kind].n)
+
+    try:
+        return direct_upload(client, path, content_type=args.content_type, home=args.home, resume=args.resume,
+                             concurrency=args.concurrency, progress=lambda d, t: bar("upload", d, t),
+                             hash_progress=lambda d, t: bar("hash", d, t))
+    finally:
+        for progress_bar in bars.values():
+            progress_bar.close()
 
 
 def cmd_files(args: argparse.Namespace, out: TextIO) -> int:

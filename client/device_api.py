@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from client.keys import PrivateKey, attest_message, public_key_pem, sign, upload_message
+from client.keys import PrivateKey, attest_message, direct_upload_message, public_key_pem, sign, upload_message
 from client.state import DeviceState, load_private_key
 
 DEFAULT_TIMEOUT = 60.0
@@ -264,6 +264,31 @@ class DeviceClient:
             monitor = MultipartEncoderMonitor(encoder, callback)
             return self._request("POST", "/upload-file", data=monitor,
                                  headers={"Content-Type": monitor.content_type})
+
+    def create_upload(self, file_name: str, size: int, sha256_hex: str, content_type: str) -> dict[str, Any]:
+        """``POST /api/uploads``: ask for a direct upload of exactly these bytes (fresh challenge,
+        signed ``direct-upload:{challenge}:{sha256}:{size}:{content_type}``).
+
+        Returns ``{upload_id, upload_url, blob_name, block_size, expires_at, state, ...}``.
+        Raises :class:`ClientError` 400/401/403/409/413/429/503.
+        """
+        challenge = self.challenge()["challenge"]
+        body = {
+            "file_name": file_name, "size": size, "sha256": sha256_hex, "content_type": content_type,
+            "challenge": challenge,
+            "signature": b64(sign(self.private_key, direct_upload_message(challenge, sha256_hex, size, content_type))),
+        }
+        return self._request("POST", "/api/uploads", json=body)
+
+    def upload_state(self, upload_id: str) -> dict[str, Any]:
+        """``GET /api/uploads/{upload_id}`` → ``{state: pending | verified | digest_mismatch |
+        size_mismatch | expired, ...}``. Raises :class:`ClientError` 404 ``upload_not_found``."""
+        return self._request("GET", f"/api/uploads/{upload_id}")
+
+    def renew_upload(self, upload_id: str) -> dict[str, Any]:
+        """``POST /api/uploads/{upload_id}/renew`` → ``{upload_url, expires_at, block_size, committed,
+        staged_blocks: [{id, size}]}``. Raises :class:`ClientError` 404, 409 ``upload_not_pending``."""
+        return self._request("POST", f"/api/uploads/{upload_id}/renew")
 
     def list_files(self, page_size: int | None = None, continuation: str | None = None) -> dict[str, Any]:
         """``GET /api/files`` → ``{message: "files_listed", files: [...], continuation: str | None}``.

@@ -135,3 +135,8 @@ def attest_message(challenge: str) -> bytes:
 def upload_message(challenge: str, sha256_hex: str) -> bytes:
     """The bytes signed for an upload: UTF-8 of ``upload:{challenge}:{sha256 hex, lowercase}``."""
     return f"upload:{challenge}:{sha256_hex.lower()}".encode("utf-8")
+
+
+def direct_upload_message(challenge: str, sha256_hex: str, size: int, content_type: str) -> bytes:
+    """What the device signs to ask for a direct upload: ``direct-upload:{challenge}:{sha256}:{size}:{content_type}``."""
+    return f"direct-upload:{challenge}:{sha256_hex}:{size}:{content_type}".encode("utf-8")

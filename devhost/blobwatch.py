@@ -2,7 +2,10 @@
 
 Whatever the trigger's ``source`` (``EventGrid`` in Azure), the devhost polls: every
 ``DEVHOST_BLOB_POLL_SECONDS`` (default 2) it lists the container and invokes the function for each
-blob whose current ETag has no receipt yet. Receipts are empty blobs, as the Functions host writes
+blob whose current ETag has no receipt yet. The trigger argument is what the function's annotation
+asks for, as the Python worker gives it: ``bytes``, ``str`` or :class:`azure.functions.InputStream`
+(the blob downloaded), or an SDK type of ``azurefunctions-extensions-bindings-blob`` (``BlobClient``,
+``ContainerClient``, ``StorageStreamDownloader``: a client for the blob, nothing downloaded first). Receipts are empty blobs, as the Functions host writes
 them, in container ``azure-webjobs-hosts`` of the same account:
 ``blobreceipts/{hostId}/{functionName}/{etag}/{container}/{blobName}``. So an overwritten blob (new
 ETag) triggers again, an unchanged one never does, also across devhost restarts on a persistent
@@ -24,7 +27,7 @@ import anyio.to_thread
 import azure.functions as func
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobProperties, BlobServiceClient
+from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient, ContainerClient, StorageStreamDownloader
 
 from devhost.invoke import BoundFunction, Invoker
 from devhost.settings import SettingError, get_setting, resolve_placeholders
@@ -216,11 +219,29 @@ class BlobWatcher:
             blob_properties=_blob_properties(properties), metadata=dict(properties.metadata or {}),
         )
 
+    def _sdk_argument(self, listed: BlobProperties) -> Any:
+        """The SDK-type argument (never downloads first, except what a StorageStreamDownloader's
+        first request reads), or ``None`` when the annotation is not an SDK type."""
+        annotation = self.bound.binding_annotation
+        if not isinstance(annotation, type):
+            return None
+        if issubclass(annotation, BlobClient):
+            return self.container.get_blob_client(listed.name)
+        if issubclass(annotation, ContainerClient):
+            return self.container
+        if issubclass(annotation, StorageStreamDownloader):
+            return self.container.get_blob_client(listed.name).download_blob(
+                etag=listed.etag, match_condition=MatchConditions.IfNotModified)
+        return None
+
     async def _process(self, listed: BlobProperties) -> int:
         name, etag = listed.name, _etag(listed)
         key = (name, etag)
         try:
-            data, properties, uri = await anyio.to_thread.run_sync(self._download, listed)
+            argument = await anyio.to_thread.run_sync(self._sdk_argument, listed)
+            if argument is None:
+                data, properties, uri = await anyio.to_thread.run_sync(self._download, listed)
+                argument = self._argument(data, properties, uri)
         except (ResourceNotFoundError, ResourceModifiedError):
             return 0  # deleted or changed since listing: the next poll sees its new state
         except AzureError as exc:
@@ -229,7 +250,7 @@ class BlobWatcher:
         attempt = self._attempts.get(key, 0) + 1
         blob = f"{self.path.container}/{name}"
         record = await self.invoker.invoke(
-            self.bound, self._argument(data, properties, uri), summary=f"{blob}, attempt {attempt}/{MAX_ATTEMPTS}",
+            self.bound, argument, summary=f"{blob}, attempt {attempt}/{MAX_ATTEMPTS}",
             blob=blob, etag=etag, attempt=attempt,
         )
         if record.status == "failed" and attempt < MAX_ATTEMPTS:

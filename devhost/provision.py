@@ -17,7 +17,7 @@ def blob_container_names() -> list[str]:
     """Every blob container the app uses, by its configured name."""
     settings = get_settings()
     return [settings.uploads_container, settings.encrypted_files_container, settings.messages_container,
-            settings.audit_container]
+            settings.audit_container, settings.upload_staging_container]
 
 
 def provision() -> None:

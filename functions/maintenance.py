@@ -1,11 +1,14 @@
 """Maintenance timers: the purge of expired state (tokens, challenges, sessions, OTPs, rate-limit
-windows, … every container declared with a TTL), on the ``%PURGE_SCHEDULE%`` NCRONTAB schedule.
+windows, … every container declared with a TTL), on the ``%PURGE_SCHEDULE%`` NCRONTAB schedule,
+after the sweep of expired direct-upload grants and their staged blobs.
 """
 
 import logging
 
 import azure.functions as func
 
+from shared_code.devices.upload_verifier import sweep_expired_grants
+from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.purge import purge_expired
 
 maintenance_bp = func.Blueprint()
@@ -21,7 +24,14 @@ def purge_expired_items(timer: func.TimerRequest) -> None:
     """
     if timer.past_due:
         log.warning("purge timer is past due")
+    failed = []
+    try:  # first, so a grant's staged blob goes before the purge may delete the grant
+        sweep_expired_grants()
+    except ServiceUnavailable:
+        log.error("direct-upload sweep: storage unavailable, the next run continues")
+        failed.append("direct-upload grants")
     report = purge_expired()
     log.info("purge done: %s", ", ".join(f"{name}={count}" for name, count in report.deleted.items()) or "nothing")
-    if report.failed:
-        raise RuntimeError(f"purge failed for: {', '.join(report.failed)}")
+    failed += report.failed
+    if failed:
+        raise RuntimeError(f"purge failed for: {', '.join(failed)}")

@@ -296,3 +296,5 @@ output KEY_VAULT_GENERATED_SECRETS string = keyVault.outputs.generatedSecrets
 output KEY_VAULT_SUPPLIED_SECRETS string = keyVault.outputs.suppliedSecrets
 output UPLOADS_CONTAINER string = storage.outputs.uploadsContainerName
 output UPLOADS_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
+// Direct uploads (issue 13): the staging container, whose BlobCreated events postdeploy subscribes.
+output UPLOAD_STAGING_CONTAINER string = first(filter(loadJsonContent('app/blob-containers.json'), c => c.setting == 'UPLOAD_STAGING_CONTAINER')).name

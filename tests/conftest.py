@@ -27,6 +27,7 @@ TEST_SETTINGS = {
     "COSMOS_DATABASE": "trustgate-test",
     "STORAGE_TIMEOUT_SECONDS": "5",
     "UPLOADS_CONTAINER": "uploads",
+    "UPLOAD_STAGING_CONTAINER": "upload-staging",
     "PASSWORD_PEPPER": base64.b64encode(b"test-password-pepper-" + b"p" * 32).decode(),
     "KMS_MASTER_KEY": base64.b64encode(b"test-kms-kek-" + b"k" * 19).decode(),
     "KMS_RSA_KEY_BITS": "2048",  # keeps key generation fast; 3072 (the default) is tested once

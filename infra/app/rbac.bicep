@@ -7,7 +7,7 @@
 //                                   Microsoft documents for AzureWebJobsStorage
 //   Storage Blob Data Contributor   the deployment package container: Flex Consumption publishes
 //                                   and fetches the package with this identity
-//   Storage Blob Delegator          the account: requests user delegation keys (read URLs); a
+//   Storage Blob Delegator          the account: requests user delegation keys (read URLs, direct-upload URLs); a
 //                                   SAS signed with one grants at most what the identity holds
 //   Storage Queue Data Contributor  the account: the host's poison queue
 //   Monitoring Metrics Publisher    Application Insights (Entra-only ingestion)

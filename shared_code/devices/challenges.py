@@ -53,3 +53,21 @@ def consume_challenge(deviceid: str, challenge: str) -> None:
         raise Unauthorized("invalid_challenge", "the challenge has expired")
     if not won:
         raise Unauthorized("invalid_challenge", "the challenge is unknown or already used")
+
+
+def require_live_challenge(deviceid: str, challenge: str) -> None:
+    """Check, without using it up, that ``challenge`` is a live challenge issued to ``deviceid``.
+
+    For operations that make their result visible first and consume the challenge last (so a
+    retry after a timeout finds the challenge still live), e.g. direct-upload grants. Raises
+    :class:`~shared_code.platform.errors.Unauthorized` ``invalid_challenge`` like
+    :func:`consume_challenge`, :class:`~shared_code.platform.errors.ServiceUnavailable` when
+    Cosmos DB is down.
+    """
+    if not CHALLENGE_PATTERN.fullmatch(challenge):
+        raise Unauthorized("invalid_challenge", "the challenge is malformed")
+    item = cosmos.read_item(cosmos.CHALLENGES, challenge, deviceid)
+    if item is None:
+        raise Unauthorized("invalid_challenge", "the challenge is unknown or already used")
+    if from_iso(item["expires_at"]) <= utc_now():
+        raise Unauthorized("invalid_challenge", "the challenge has expired")

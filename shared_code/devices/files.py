@@ -7,6 +7,9 @@ client's file name is only metadata). A record in container ``files`` (partition
     {"id": file_id, "deviceid", "blob_name", "name", "size": bytes, "content_type",
      "sha256": hex, "status": "uploaded" | "verified" | "digest_mismatch",
      "uploaded_at": iso, "verified_at": iso | None}
+
+Direct uploads (:mod:`shared_code.devices.direct_uploads`) add ``pending`` grants to the same
+container; the listing shows them with the status :func:`file_status` gives.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
@@ -39,7 +43,7 @@ from shared_code.platform.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
-from shared_code.platform.timeutil import to_iso, utc_now
+from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 log = logging.getLogger("trustgate.files")
 
@@ -183,7 +187,7 @@ def list_files(deviceid: str, page_size: int, continuation: str | None) -> tuple
     """
     token = _decode_continuation(deviceid, continuation) if continuation else None
     query = (
-        "SELECT c.id, c.name, c.size, c.content_type, c.sha256, c.status, c.uploaded_at "
+        "SELECT c.id, c.name, c.size, c.content_type, c.sha256, c.status, c.uploaded_at, c.upload "
         "FROM c WHERE c.deviceid = @deviceid ORDER BY c.uploaded_at DESC"
     )
     try:
@@ -194,10 +198,21 @@ def list_files(deviceid: str, page_size: int, continuation: str | None) -> tuple
     except cosmos.InvalidContinuation:
         raise BadRequest("invalid_continuation", "continuation is not a token from this API") from None
     files = [
-        {"file_id": item["id"], **{k: item.get(k) for k in ("name", "size", "content_type", "sha256", "status", "uploaded_at")}}
+        {"file_id": item["id"], **{k: item.get(k) for k in ("name", "size", "content_type", "sha256", "uploaded_at")},
+         "status": file_status(item)}
         for item in items
     ]
     return files, _encode_continuation(deviceid, next_token) if next_token else None
+
+
+def file_status(record: dict[str, Any], now: datetime | None = None) -> str:
+    """The status a reader sees: the stored one, except ``expired`` for a direct-upload grant
+    (:mod:`shared_code.devices.direct_uploads`) still ``pending`` past its deadline."""
+    upload = record.get("upload")
+    if record.get("status") == "pending" and isinstance(upload, dict) and upload.get("deadline"):
+        if from_iso(upload["deadline"]) <= (now or utc_now()):
+            return "expired"
+    return record.get("status")
 
 
 def _continuation_subject(deviceid: str, token: str) -> str:

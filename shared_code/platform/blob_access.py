@@ -1,4 +1,5 @@
-"""Time-limited read URLs for single blobs (SAS), signed the way the connection allows.
+"""Time-limited URLs for single blobs (SAS): read URLs, and create+write URLs for direct uploads,
+signed the way the connection allows.
 
 - Connected with Microsoft Entra ID (Azure: the storage account has no shared keys): a **user
   delegation SAS**, signed with a user delegation key the app's identity obtains from the Blob
@@ -43,9 +44,31 @@ def read_url(container: str, blob_name: str, ttl_seconds: int) -> str:
     """
     if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise ValueError(f"ttl_seconds must be in 1..{MAX_TTL_SECONDS}")
+    return _blob_sas_url(container, blob_name, BlobSasPermissions(read=True), utc_now() + timedelta(seconds=ttl_seconds))
+
+
+def upload_url(container: str, blob_name: str, expires_at: datetime) -> str:
+    """A URL that lets its holder create and write ``container/blob_name`` (Put Blob, Put Block,
+    Put Block List) until ``expires_at`` (aware UTC, at most 7 days ahead), and nothing else: no
+    read, list, delete or other blob name (``sr=b``, ``sp=cw``; HTTPS only when the service URL
+    is HTTPS, i.e. in Azure). Signed as :func:`read_url` is: a user delegation SAS under Entra ID,
+    a blob-scoped service SAS with an account key (Azurite). Never an account SAS.
+
+    Permissions per the "Create a service SAS" / "Create a user delegation SAS" tables: ``c``
+    writes a new blob, ``w`` writes content and the block list; reading the block list needs ``r``,
+    so the app lists staged blocks for the device instead (see
+    :mod:`shared_code.devices.direct_uploads`). Raises ``ValueError`` for an expiry in the past or
+    beyond 7 days, :class:`~shared_code.platform.errors.ServiceUnavailable` when the delegation
+    key cannot be obtained.
+    """
+    if not utc_now() < expires_at <= utc_now() + timedelta(seconds=MAX_TTL_SECONDS):
+        raise ValueError("expires_at must be in the future and at most 7 days ahead")
+    return _blob_sas_url(container, blob_name, BlobSasPermissions(create=True, write=True), expires_at)
+
+
+def _blob_sas_url(container: str, blob_name: str, permission: BlobSasPermissions, expiry: datetime) -> str:
+    """``container/blob_name``'s URL with a blob-scoped SAS for ``permission`` until ``expiry``."""
     client = blobs.get_service_client()
-    now = utc_now()
-    expiry = now + timedelta(seconds=ttl_seconds)
     signing: dict[str, object]
     account_key = getattr(client.credential, "account_key", None)
     if account_key:
@@ -56,8 +79,8 @@ def read_url(container: str, blob_name: str, ttl_seconds: int) -> str:
         account_name=client.account_name,
         container_name=container,
         blob_name=blob_name,
-        permission=BlobSasPermissions(read=True),
-        start=now - _CLOCK_SKEW,
+        permission=permission,
+        start=utc_now() - _CLOCK_SKEW,
         expiry=expiry,
         protocol="https" if client.url.startswith("https://") else None,
         **signing,

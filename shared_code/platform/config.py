@@ -152,6 +152,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("AUDIT_ENVIRONMENT", "local", "environment name in the audit log's origin trustgate/<environment>/audit"),
     SettingSpec("AUDIT_CHECKPOINT_SECONDS", "60", "a new signed checkpoint at most this long after new entries (the timer runs every minute), seconds"),
     SettingSpec("AUDIT_CHECKPOINT_ENTRIES", "1000", "also sign a checkpoint in the request that appends every N-th entry"),
+    # Direct-to-blob uploads (issue 13). Required, no default, like UPLOADS_CONTAINER: the staging
+    # blob trigger's path binds %UPLOAD_STAGING_CONTAINER%, which the host resolves from app settings only.
+    SettingSpec("UPLOAD_STAGING_CONTAINER", None, "blob container devices write direct uploads to (SAS create+write), the verifier trigger's path"),
+    SettingSpec("MAX_DIRECT_UPLOAD_BYTES", "5368709120", "largest file POST /api/uploads grants, bytes"),
+    SettingSpec("UPLOAD_SAS_TTL_SECONDS", "900", "lifetime of one upload_url (SAS), seconds; renew for another"),
+    SettingSpec("UPLOAD_GRANT_TTL_SECONDS", "86400", "how long a direct-upload grant stays pending (renewals and the commit must fall inside), seconds"),
+    SettingSpec("MAX_PENDING_UPLOADS_PER_DEVICE", "4", "direct-upload grants one device may have pending at once (429 beyond)"),
     # KMS key service (issue 18): KEK versions and the rewrap timer, unwrap, private-key export, file key versions.
     SettingSpec("KMS_MASTER_KEYS", "", "JSON map of KEK id -> base64 32-byte AES-256 KEK, for KEK rotation (one Key Vault secret in Azure); KMS_MASTER_KEY joins it under its derived id", secret=True),
     SettingSpec("KMS_ACTIVE_KEK", "", "id of the KEK new wraps use; required when more than one KEK is configured"),
@@ -262,6 +269,12 @@ class Settings:
     audit_environment: str
     audit_checkpoint_seconds: int
     audit_checkpoint_entries: int
+    # direct-to-blob uploads
+    upload_staging_container: str
+    max_direct_upload_bytes: int
+    upload_sas_ttl_seconds: int
+    upload_grant_ttl_seconds: int
+    max_pending_uploads_per_device: int
     # KMS key service (issue 18)
     kms_master_keys: str
     kms_active_kek: str
@@ -458,6 +471,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         audit_environment=_audit_environment(r),
         audit_checkpoint_seconds=r.integer("AUDIT_CHECKPOINT_SECONDS", 60, 86400),
         audit_checkpoint_entries=r.integer("AUDIT_CHECKPOINT_ENTRIES", 1, 1_000_000),
+        # direct-to-blob uploads: at most 50,000 blocks of at most 4000 MiB (Put Block), capped at 4 TiB
+        upload_staging_container=r.text("UPLOAD_STAGING_CONTAINER"),
+        max_direct_upload_bytes=r.integer("MAX_DIRECT_UPLOAD_BYTES", 1, 1 << 42),
+        upload_sas_ttl_seconds=r.integer("UPLOAD_SAS_TTL_SECONDS", 60, 86400),
+        upload_grant_ttl_seconds=r.integer("UPLOAD_GRANT_TTL_SECONDS", 300, 86400),
+        max_pending_uploads_per_device=r.integer("MAX_PENDING_UPLOADS_PER_DEVICE", 1, 100),
         # KMS key service (issue 18)
         kms_master_keys=r.text("KMS_MASTER_KEYS"),
         kms_active_kek=r.text("KMS_ACTIVE_KEK"),

@@ -50,7 +50,9 @@ class ContainerSpec:
 
 DEVICES = ContainerSpec("devices", "/id")
 CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
-FILES = ContainerSpec("files", "/deviceid")
+# Device files. Direct-upload grants (issue 13) are file records too: pending ones carry
+# expires_at + ttl (the purge convention), verified ones drop both and never expire.
+FILES = ContainerSpec("files", "/deviceid", default_ttl=-1)
 USERS = ContainerSpec("users", "/id")
 SESSIONS = ContainerSpec("sessions", "/id", default_ttl=-1)
 # KMS file keys, id = key id (SHA-256 of the file name); see shared_code.filestore.kms.
@@ -77,10 +79,15 @@ GATHERER_USERS = ContainerSpec("gatherer_users", "/id")
 AUDIT_STATE = ContainerSpec("audit_state", "/id")
 AUDIT_INDEX = ContainerSpec("audit_index", "/subject")
 
+# Direct uploads (issue 13): one item per occupied pending-upload slot of a device (id = slot
+# number), so MAX_PENDING_UPLOADS_PER_DEVICE holds under concurrency; see shared_code.devices.upload_slots.
+UPLOAD_SLOTS = ContainerSpec("upload_slots", "/deviceid", default_ttl=-1)
+
 CONTAINERS: tuple[ContainerSpec, ...] = (
     DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS, OTPS,
     GATHERER_USERS, INTEGRITY_TOKENS,
     AUDIT_STATE, AUDIT_INDEX,  # audit (issue 15)
+    UPLOAD_SLOTS,  # direct uploads (issue 13)
 )
 
 

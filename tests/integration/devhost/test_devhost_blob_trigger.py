@@ -62,6 +62,27 @@ def test_new_blob_fires_once_and_again_only_when_overwritten(sample, storage):
     assert records[0].details["etag"] != records[1].details["etag"]
 
 
+def test_sdk_type_binding_gets_a_blob_client_and_no_download(sample, storage, monkeypatch):
+    from azure.storage.blob import BlobClient
+
+    from devhost.blobwatch import BlobWatcher
+
+    try:
+        storage.create_container("sdk-samples")
+    except ResourceExistsError:
+        pass
+    name = f"{uuid.uuid4().hex}.bin"
+    storage.get_blob_client("sdk-samples", name).upload_blob(b"big blob, streamed by the function")
+    downloads = []
+    real_download = BlobWatcher._download
+    monkeypatch.setattr(BlobWatcher, "_download", lambda self, props: downloads.append(props.name) or real_download(self, props))
+    with serving(sample_app.app, timers=False, blob_poll_seconds=POLL):
+        wait_until(lambda: any(c["name"] == name for c in sample.calls["on_sdk_blob"]))
+    call = next(c for c in sample.calls["on_sdk_blob"] if c["name"] == name)
+    assert issubclass(call["type"], BlobClient) and call["container"] == "sdk-samples" and call["head"] == b"big "
+    assert name not in downloads
+
+
 def test_receipt_is_written_like_the_host_and_survives_a_restart(sample, storage):
     name = f"{uuid.uuid4().hex}.bin"
     storage.get_blob_client("samples", name).upload_blob(b"data")

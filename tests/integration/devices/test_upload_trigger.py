@@ -1,6 +1,5 @@
 """The upload blob trigger against real Azurite + Cosmos: digest recomputed, record upserted."""
 
-import azure.functions as func
 import pytest
 
 from shared_code.platform import blobs, cosmos
@@ -11,16 +10,8 @@ pytestmark = pytest.mark.integration
 
 
 def _trigger_for(blob_name: str) -> None:
-    """Invoke the blob trigger the way the host does: InputStream with content, properties, metadata."""
-    container = get_settings().uploads_container
-    client = blobs.container_client(container).get_blob_client(blob_name)
-    props = client.get_blob_properties()
-    stream = func.blob.InputStream(
-        data=client.download_blob().readall(), name=f"{container}/{blob_name}", uri=client.url,
-        length=props.size, blob_properties={"ContentType": props.content_settings.content_type},
-        metadata=dict(props.metadata),
-    )
-    HANDLERS["record_upload"](stream)
+    """Invoke the blob trigger the way the host does: with a BlobClient for the blob (SDK-type binding)."""
+    HANDLERS["record_upload"](blobs.container_client(get_settings().uploads_container).get_blob_client(blob_name))
 
 
 @pytest.fixture
