@@ -47,14 +47,14 @@ def use_example_settings_if_needed() -> None:
 
 
 @contextlib.contextmanager
-def local_emulators() -> Iterator[Mailbox | None]:
+def local_emulators(mailbox_required: bool = False) -> Iterator[Mailbox | None]:
     """Start the emulators and the local mailbox and put their endpoints into ``os.environ``
     (unless DEVHOST_EMULATORS=0 / DEVHOST_MAILBOX=0), and set up the dev-only test attestation
     authority (:mod:`devhost.test_authority`, unless DEVHOST_TEST_AUTHORITY=0). Yields the mailbox
     (see :func:`local_mailbox`)."""
     from devhost.test_authority import local_test_authority
 
-    with local_mailbox() as mailbox, local_test_authority(ROOT):
+    with local_mailbox(required=mailbox_required) as mailbox, local_test_authority(ROOT):
         if get_setting("DEVHOST_EMULATORS", "1") == "0":
             log.info("DEVHOST_EMULATORS=0: using the storage and Cosmos DB endpoints from the settings")
             yield mailbox
@@ -69,13 +69,20 @@ def local_emulators() -> Iterator[Mailbox | None]:
 
 
 @contextlib.contextmanager
-def local_mailbox() -> Iterator[Mailbox | None]:
+def local_mailbox(required: bool = False) -> Iterator[Mailbox | None]:
     """Run the dev SMTP server (:mod:`devhost.mailbox`) on a free port and point ``SMTP_*`` at it:
     every mail is kept in ``.devhost/mail/`` and OTP mails are printed on the console. Yields the
-    running :class:`~devhost.mailbox.Mailbox` (read codes with its ``latest_otp``), or ``None`` with
-    ``DEVHOST_MAILBOX=0``: then the ``SMTP_*`` settings are used as they are."""
+    running :class:`~devhost.mailbox.Mailbox` (read codes with its ``latest_otp``), or ``None``
+    when ``DEVHOST_MAILBOX=0`` or when ``SMTP_HOST`` is set in the environment (an environment
+    variable overrides every setting, the dev mailbox included): then the ``SMTP_*`` settings are
+    used as they are. ``required`` (the demo, which must read the codes) ignores ``SMTP_HOST``."""
     if get_setting("DEVHOST_MAILBOX", "1") == "0":
         log.info("DEVHOST_MAILBOX=0: sending mail with the SMTP_* settings")
+        yield None
+        return
+    if os.environ.get("SMTP_HOST") and not required:
+        log.info("SMTP_HOST is set in the environment: sending mail through %s, not the dev mailbox",
+                 os.environ["SMTP_HOST"])
         yield None
         return
     from devhost.mailbox import running_mailbox, smtp_settings

@@ -5,8 +5,9 @@ Starts Azurite and cosmosdb-server, serves the app on a free port, then drives t
 files of the repository plus a generated multi-megabyte capture, and list them. It waits for the
 blob trigger to verify every upload's digest, shows that a replayed challenge and a wrong device
 token are refused, runs the message gatherer (:mod:`devhost.demo_messages`) and the encrypted
-file store (:mod:`devhost.demo_files`: two users, a shared file, a revoked grant) and hardware
-attestation (:mod:`devhost.demo_attestation`), prints a summary and stops everything. Exit code 0 only if every check held.
+file store (:mod:`devhost.demo_files`: two users, a shared file, a revoked grant), hardware
+attestation (:mod:`devhost.demo_attestation`) and the token service with the purge timer
+(:mod:`devhost.demo_tokens`), prints a summary and stops everything. Exit code 0 only if every check held.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from devhost.__main__ import ROOT, local_emulators, use_example_settings_if_need
 from devhost.demo_attestation import attestation_demo
 from devhost.demo_files import file_store_demo
 from devhost.demo_messages import message_demo
+from devhost.demo_tokens import DEMO_PURGE_SCHEDULE, token_demo
 
 DEMO_FILES = ("README.md", "host.json", "local.settings.example.json")
 CAPTURE_BYTES = 8 * 1024 * 1024
@@ -84,12 +86,13 @@ def main() -> int:
     """Run the demo; returns the process exit code."""
     use_example_settings_if_needed()
     results: list[bool] = []
-    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, local_emulators() as mailbox:
+    with tempfile.TemporaryDirectory(prefix="trustgate-demo-") as tmp, local_emulators(mailbox_required=True) as mailbox:
         from devhost.emulators import free_port
         from devhost.provision import provision
         from devhost.server import serving
         from shared_code.platform.config import reset_settings
 
+        os.environ["PURGE_SCHEDULE"] = DEMO_PURGE_SCHEDULE  # the token step shows the purge timer at work
         reset_settings()
         provision()
         import function_app
@@ -123,6 +126,7 @@ def main() -> int:
             file_store_demo(host.base_url, mailbox, Path(tmp) / "users", lambda label, ok: _check(label, ok, results))
             # devices: hardware attestation (simulated devices under the dev test authority)
             attestation_demo(host.base_url, Path(tmp) / "attestation", lambda label, ok: _check(label, ok, results))
+            token_demo(host, lambda label, ok: _check(label, ok, results))
     passed = sum(results)
     print(f"\ndemo: {passed} passed, {len(results) - passed} failed", flush=True)
     return 0 if results and all(results) else 1

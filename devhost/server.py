@@ -3,7 +3,7 @@
 :func:`serving` indexes the app once (``app.get_functions()``), then runs everything on one asyncio
 loop in a background thread: uvicorn answers HTTP, one task per timer and per blob-triggered
 function. HTTP requests become :class:`azure.functions.HttpRequest` objects exactly as the host
-builds them (full URL, first value per query key, route parameters, raw body, the peer appended
+builds them (full URL, the values of a repeated query key joined with ``,``, route parameters, raw body, the peer appended
 to ``X-Forwarded-For`` as Azure's front end does), and the returned
 :class:`azure.functions.HttpResponse` is sent back with all its headers, repeated ones included.
 
@@ -193,11 +193,13 @@ def _append_forwarded_for(headers: dict[str, str], scope: Scope) -> None:
 
 
 def _query(scope: Scope) -> dict[str, str]:
-    """Query parameters, first value per key."""
-    params: dict[str, str] = {}
+    """Query parameters; a key given more than once maps to its values joined with ``,``, as the
+    Functions host passes them (ASP.NET Core's ``StringValues.ToString()``), so the app sees that a
+    parameter was repeated instead of silently getting the first value."""
+    values: dict[str, list[str]] = {}
     for key, value in parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), keep_blank_values=True):
-        params.setdefault(key, value)
-    return params
+        values.setdefault(key, []).append(value)
+    return {key: ",".join(items) for key, items in values.items()}
 
 
 def _url(scope: Scope, headers: dict[str, str]) -> str:

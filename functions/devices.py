@@ -47,7 +47,8 @@ def register_device(req: func.HttpRequest) -> func.HttpResponse:
     """POST /register-device {deviceid, deviceToken} → 201 / 400 / 409."""
     body = read_json_object(req)
     deviceid = require_string(body, "deviceid", pattern=registry.DEVICE_ID_PATTERN, max_length=128)
-    token = require_string(body, "deviceToken", min_length=registry.MIN_TOKEN_LENGTH, max_length=registry.MAX_TOKEN_LENGTH)
+    token = require_string(body, "deviceToken", pattern=registry.DEVICE_TOKEN_PATTERN,
+                           min_length=registry.MIN_TOKEN_LENGTH, max_length=registry.MAX_TOKEN_LENGTH)
     registry.register_device(deviceid, token)
     return json_response(201, "device_registered", deviceid=deviceid)
 

@@ -27,6 +27,8 @@ def _grant_request(body: dict) -> direct_uploads.GrantRequest:
     size = body.get("size")
     if size is None:
         raise BadRequest("missing_fields", "'size' is required")
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)  # JSON has one number type: 1024.0 is the integer 1024 (RFC 8259 §6)
     if not isinstance(size, int) or isinstance(size, bool):
         raise BadRequest("invalid_field", "'size' must be an integer number of bytes")
     return direct_uploads.GrantRequest(

@@ -12,7 +12,7 @@ import logging
 import azure.functions as func
 
 from shared_code.accounts.sessions import session_email
-from shared_code.filestore import kek_rotation, key_service, kms
+from shared_code.filestore import kek_rotation, key_service, kms, quota
 from shared_code.filestore.key_versions import parse_version
 from shared_code.platform.client_address import address_label, client_address
 from shared_code.platform.config import get_settings
@@ -46,9 +46,11 @@ def _access_change(req: func.HttpRequest) -> tuple[str, str, str]:
 @kms_bp.route(route="get_public_key", methods=["POST"])
 @handle_errors
 def get_public_key(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /get_public_key {file_name} → 200 {kms_public_key} / 400 file_exists / 403."""
+    """POST /get_public_key {file_name} → 200 {kms_public_key} / 400 file_exists / 403 / 429 (KMS_KEYS_PER_HOUR)."""
     email = session_email(req)
-    public_pem = kms.create_key(email, _file_name(read_json_object(req)))
+    file_name = _file_name(read_json_object(req))
+    quota.admit_key_creation(email)
+    public_pem = kms.create_key(email, file_name)
     return json_response(200, "public_key_saved", kms_public_key=_b64(public_pem.encode("ascii")))
 
 

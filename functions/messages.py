@@ -5,7 +5,7 @@ Handlers only parse, call :mod:`shared_code` and map the result to a JSON respon
 
 import azure.functions as func
 
-from shared_code.gatherer import message_log, protocol
+from shared_code.gatherer import access_tokens, message_log, protocol
 from shared_code.gatherer.access_tokens import bearer_token
 from shared_code.platform import login_throttle
 from shared_code.platform.config import get_settings
@@ -34,7 +34,8 @@ def _username(body: dict) -> str:
 @messages_bp.route(route="identify", methods=["POST"])
 @handle_errors
 def gather_identify(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /identify {message_type: IDENTIFY, username} → 201 new / 200 known user, now Identified."""
+    """POST /identify {message_type: IDENTIFY, username} → 201 new / 200 known user, now Identified / 429."""
+    login_throttle.admit_client(req.headers, "identify")
     username = _username(_request(req, "IDENTIFY"))
     created = protocol.identify(username)
     return json_response(201 if created else 200, "identified", username=username, state=protocol.IDENTIFIED)
@@ -59,7 +60,11 @@ def gather_message(req: func.HttpRequest) -> func.HttpResponse:
     """POST /message {message_type: MESSAGE, token?, message} (or Bearer) → 201 stored / 200 logged_out."""
     max_bytes = get_settings().max_message_bytes
     body = _request(req, "MESSAGE", max_bytes=6 * max_bytes + JSON_OVERHEAD_BYTES)
-    user = protocol.authorize(body.get("token") or bearer_token(req.headers.get("authorization")))
+    if body.get("token") is not None:  # the body's token, when sent (not null), is the credential
+        token = require_string(body, "token", max_length=access_tokens.MAX_TOKEN_CHARS, error="invalid_field")
+    else:
+        token = bearer_token(req.headers.get("authorization"))
+    user = protocol.authorize(token)
     message = protocol.validate_message(body.get("message"), max_bytes)
     if message == LOGOUT:
         protocol.logout(user)

@@ -57,7 +57,7 @@ def introspect(req: func.HttpRequest) -> func.HttpResponse:
     """POST /introspect (form or JSON: token, token_type_hint?, consume?) → 200 RFC 7662 §2.2
     {active, scope?, client_id?, exp, iat, token_type, one_time} or {active: false} / 400 / 403 / 429."""
     client = access.admit(req.headers, "introspect")
-    answer = introspection.introspect(introspection.parse_request(read_form_or_json(req)))
+    answer = introspection.introspect(introspection.parse_request(read_form_or_json(req, introspection.PARAMETERS)))
     if not answer["active"]:
         access.record_failed_verification(client)
     return json_document(200, answer)
@@ -68,7 +68,10 @@ def introspect(req: func.HttpRequest) -> func.HttpResponse:
 def revoke_token(req: func.HttpRequest) -> func.HttpResponse:
     """POST /revoke_token {token} → 200 whether or not the token existed (RFC 7009) / 400 / 403."""
     client = access.admit(req.headers, "revoke_token", rate_limited=False)
-    token = require_string(read_json_object(req), "token", max_length=1024)
+    body = read_json_object(req)
+    token = require_string(body, "token", max_length=1024)
+    if "token_type_hint" in body:  # RFC 7009 §2.1: optional; any value is accepted and ignored
+        require_string(body, "token_type_hint", max_length=64)
     token_hash, removed = bearer_tokens.revoke_token(token, client_address=client)
     security_event("token_revoked", client=client, token_ref=token_ref(token_hash), removed=removed)
     return json_response(200, "token_revoked")

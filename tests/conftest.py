@@ -10,7 +10,7 @@ import base64
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -94,6 +94,20 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
         provision()
         yield running
     reset_app_state()
+
+
+@pytest.fixture
+def app_settings(monkeypatch) -> Iterator[Callable[..., None]]:
+    """``app_settings(NAME="value", ...)`` sets app settings for the rest of one test (environment
+    plus a fresh settings cache); the environment is restored after it."""
+
+    def apply(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        config.reset_settings()
+
+    yield apply
+    config.reset_settings()  # runs before monkeypatch restores the environment; the next read is fresh
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@
 - It is stored only as HMAC-SHA256 (RFC 2104) under ``OTP_PEPPER`` over ``purpose``, ``email``
   and the code: 10^6 codes are trivially enumerable, so an unkeyed or even bcrypt hash would not
   protect a leaked database; a key kept out of the database does.
-- One item per (purpose, email) in the ``otps`` container, id ``<purpose>:<email>``: a code is
+- One item per (purpose, email) in the ``otps`` container, id ``<purpose>:<user_key(email)>``
+  (:func:`~shared_code.accounts.users.user_key`: any address makes a legal id): a code is
   bound to one address and one purpose (a registration code never logs anyone in), and issuing a
   new code replaces the previous one.
 - It is valid ``OTP_TTL_SECONDS`` (default 600) and accepted once.
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from shared_code.accounts import mail, throttle
+from shared_code.accounts.users import user_key
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import keyed_hash, keyed_hash_matches
@@ -51,7 +53,7 @@ def new_code() -> str:
 def _item_id(email: str, purpose: str) -> str:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown OTP purpose {purpose!r}")
-    return f"{purpose}:{email}"
+    return f"{purpose}:{user_key(email)}"
 
 
 def _code_message(email: str, purpose: str, code: str) -> str:

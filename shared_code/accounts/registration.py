@@ -3,7 +3,7 @@
 ``register`` checks the password policy, hashes the password (bcrypt over a peppered pre-hash,
 :mod:`shared_code.platform.passwords`) and mails a code (:mod:`shared_code.accounts.otp`); the
 pending registration is the ``register`` OTP item, which carries the hash until the code is
-verified. ``verify_register`` creates the user with a create-on-id in ``users`` (id = normalised
+verified. ``verify_register`` creates the user with a create-on-id in ``users`` (id = the user key of the
 email), so of any number of concurrent registrations of one address exactly one account is
 created. Every code mail counts against the address's mail limit
 (:mod:`shared_code.accounts.throttle`).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from shared_code.accounts import otp, throttle
 from shared_code.accounts.password_policy import check_password
-from shared_code.accounts.users import get_user, normalize_email
+from shared_code.accounts.users import get_user, normalize_email, user_key
 from shared_code.platform import cosmos
 from shared_code.platform.errors import BadRequest
 from shared_code.platform.passwords import hash_password
@@ -51,7 +51,7 @@ def verify_register(email: str, code: str) -> str:
         raise BadRequest("no_pending_registration", "no registration is waiting for this email")
 
     def create_user(payload: dict) -> None:
-        user = {"id": address, "email": address, "password_hash": payload["password_hash"], "created_at": to_iso(utc_now())}
+        user = {"id": user_key(address), "email": address, "password_hash": payload["password_hash"], "created_at": to_iso(utc_now())}
         try:
             cosmos.create_item(cosmos.USERS, user)
         except cosmos.AlreadyExists:

@@ -1,7 +1,8 @@
 """User identities of the secure file store: email normalisation and lookup.
 
-A user is one item in the ``users`` container whose ``id`` is the normalised email (so a
-create-on-id makes exactly one of N concurrent registrations win). Registration, passwords and
+A user is one item in the ``users`` container whose ``id`` is :func:`user_key` of the normalised
+email (so a create-on-id makes exactly one of N concurrent registrations win) and whose ``email``
+is the address itself. Registration, passwords and
 OTPs live in :mod:`shared_code.accounts.registration` and :mod:`~shared_code.accounts.signin`; this module is the small shared contract other areas
 (KMS grants, the data store) use to name users.
 """
@@ -13,6 +14,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from shared_code.platform import cosmos
+from shared_code.platform.crypto import sha256_hex
 from shared_code.platform.errors import BadRequest
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3 path limit minus the angle brackets
@@ -36,9 +38,19 @@ def normalize_email(raw: object) -> str:
     return result.normalized.lower()
 
 
+def user_key(email: str) -> str:
+    """The Cosmos DB id under which the normalised ``email`` is stored: SHA-256 hex of its UTF-8.
+
+    A valid address may hold ``/``, ``?`` or ``#`` (RFC 5322 ``atext``), which Cosmos DB refuses
+    in ids, and up to 254 characters of UTF-8; the digest is 64 legal characters for every address.
+    """
+    return sha256_hex(email)
+
+
 def get_user(email: str) -> dict[str, Any] | None:
     """The registered user stored under the normalised ``email``, or ``None``.
 
     Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
-    return cosmos.read_item(cosmos.USERS, email, email)
+    key = user_key(email)
+    return cosmos.read_item(cosmos.USERS, key, key)

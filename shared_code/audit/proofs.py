@@ -15,6 +15,8 @@ from shared_code.audit import merkle, storage
 from shared_code.audit.sequencer import TreeState, load_state
 from shared_code.audit.storage import HASH_BYTES
 from shared_code.platform import cosmos
+from shared_code.platform.config import get_settings
+from shared_code.platform.continuation import seal, unseal
 from shared_code.platform.errors import BadRequest, ServiceUnavailable
 
 
@@ -107,16 +109,24 @@ class SubjectPage:
     continuation: str | None
 
 
+AUDIT_CONTINUATION = "audit-continuation"
+
+
 def subject_entries(subject: str, page_size: int, continuation: str | None, size: int) -> SubjectPage:
     """The entries the index lists for ``subject`` (e.g. ``device:<id>``), oldest first, among the
-    first ``size``. Raises :class:`BadRequest` ``invalid_continuation``, ServiceUnavailable."""
+    first ``size``. ``continuation`` is one this function returned for ``subject``: the Cosmos
+    continuation sealed for the subject (:mod:`shared_code.platform.continuation`), so no
+    client-made token reaches the query. Raises :class:`BadRequest` ``invalid_continuation``,
+    ServiceUnavailable."""
     state = load_state()
+    key = get_settings().device_token_pepper
+    cosmos_continuation = unseal(key, AUDIT_CONTINUATION, subject, continuation) if continuation else None
     try:
         items, following = cosmos.query_page(
             cosmos.AUDIT_INDEX, "SELECT c.seq FROM c WHERE c.subject = @subject AND c.seq < @size ORDER BY c.seq",
             [{"name": "@subject", "value": subject}, {"name": "@size", "value": size}], partition_key=subject, page_size=page_size,
-            continuation=continuation)
+            continuation=cosmos_continuation)
     except cosmos.InvalidContinuation:
         raise BadRequest("invalid_continuation", "continuation is not one this API returned") from None
     found = [entry for item in items for entry in entries(item["seq"], item["seq"] + 1, state)]
-    return SubjectPage(found, following)
+    return SubjectPage(found, seal(key, AUDIT_CONTINUATION, subject, following) if following else None)

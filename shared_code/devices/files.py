@@ -28,15 +28,8 @@ from azure.storage.blob import ContentSettings
 from shared_code.devices import challenges, gates, proofs
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
-from shared_code.platform.crypto import (
-    UnusableKey,
-    b64decode_strict,
-    b64url_encode,
-    keyed_hash,
-    keyed_hash_matches,
-    load_device_public_key,
-    sha256_stream,
-)
+from shared_code.platform.continuation import seal, unseal
+from shared_code.platform.crypto import UnusableKey, load_device_public_key, sha256_stream
 from shared_code.platform.errors import (
     BadRequest,
     Forbidden,
@@ -215,26 +208,16 @@ def file_status(record: dict[str, Any], now: datetime | None = None) -> str:
     return record.get("status")
 
 
-def _continuation_subject(deviceid: str, token: str) -> str:
-    return f"files-continuation:{deviceid}:{token}"
+FILES_CONTINUATION = "files-continuation"
 
 
 def _encode_continuation(deviceid: str, token: str) -> str:
-    """``base64url(cosmos token).hmac``: opaque to clients, bound to the device, tamper-evident."""
-    encoded = b64url_encode(token.encode("utf-8"))
-    return f"{encoded}.{keyed_hash(get_settings().device_token_pepper, _continuation_subject(deviceid, token))}"
+    """The Cosmos continuation ``token`` sealed for ``deviceid`` (:mod:`shared_code.platform.continuation`)."""
+    return seal(get_settings().device_token_pepper, FILES_CONTINUATION, deviceid, token)
 
 
 def _decode_continuation(deviceid: str, text: str) -> str:
-    encoded, _, mac = text.partition(".")
-    try:
-        token = b64decode_strict(encoded).decode("utf-8")
-    except ValueError:  # includes UnicodeDecodeError
-        token = ""
-    pepper = get_settings().device_token_pepper
-    if not token or not keyed_hash_matches(pepper, _continuation_subject(deviceid, token), mac):
-        raise BadRequest("invalid_continuation", "continuation is not a token from this API")
-    return token
+    return unseal(get_settings().device_token_pepper, FILES_CONTINUATION, deviceid, text)
 
 
 def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, str], content_type: str | None) -> dict[str, Any]:

@@ -38,6 +38,10 @@ log = logging.getLogger("trustgate.devices")
 DEVICE_ID_PATTERN = re.compile(r"(?!\.+\Z)[A-Za-z0-9._:-]{1,128}")
 MIN_TOKEN_LENGTH = 32
 MAX_TOKEN_LENGTH = 512
+# The token is sent back in the deviceToken header on every call: printable ASCII without space
+# (RFC 9110 §5.5 field values are visible ASCII; a space or a non-ASCII character would not arrive
+# as sent), so a token outside it is refused at registration rather than never authenticating.
+DEVICE_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{%d,%d}" % (MIN_TOKEN_LENGTH, MAX_TOKEN_LENGTH))
 ATTEST_PREFIX = "attest:"
 #: Named in audit entries for keys attested by proof of possession (format ``key``).
 POSSESSION_VERIFIER = "trustgate-possession/1"
@@ -94,7 +98,7 @@ def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, An
         )
     pepper = get_settings().device_token_pepper
     device = None
-    if DEVICE_ID_PATTERN.fullmatch(deviceid) and len(device_token) <= MAX_TOKEN_LENGTH:
+    if DEVICE_ID_PATTERN.fullmatch(deviceid) and DEVICE_TOKEN_PATTERN.fullmatch(device_token):
         device = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
     expected = device["token_hash"] if device else _DUMMY_HASH
     if not keyed_hash_matches(pepper, device_token, expected) or device is None:

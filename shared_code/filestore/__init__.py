@@ -11,7 +11,8 @@ encrypted files.
   export switch, rotate a file key, retire old versions;
 - ``data_keys``: RSA-OAEP decryption of a data key with one answer for every failure;
 - ``datastore``: the encrypted envelopes in Blob Storage (upload for the key's owner, conditional
-  replace after a rotation, download for owner and grantees, listing).
+  replace after a rotation, download for owner and grantees, listing);
+- ``quota``: at most ``KMS_KEYS_PER_HOUR`` key creations per user.
 
 Users are named by the accounts area's public ``users`` module; the dependency runs one way
 (accounts never imports this package). No imports here (cold start).

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared_code.audit import trail
-from shared_code.filestore import data_keys, datastore, key_wrap, kms
+from shared_code.filestore import data_keys, datastore, key_wrap, kms, quota
 from shared_code.filestore.key_versions import (
     PREVIOUS,
     VERSION,
@@ -124,7 +124,9 @@ def rotate(owner: str, file_name: str, from_version: int | None = None,
     rotation that did not happen); if it times out and lands later, the caller got 503 and the new
     version exists (a retry with ``from_version`` returns it). Raises :class:`BadRequest`
     ``permission_denied`` (not the owner, or no key), :class:`Conflict` ``too_many_key_versions``
-    (``KMS_MAX_KEY_VERSIONS`` live versions: re-encrypt and retire first), ``ConfigError``,
+    (``KMS_MAX_KEY_VERSIONS`` live versions: re-encrypt and retire first),
+    :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (a new version counts
+    against ``KMS_KEYS_PER_HOUR``, :mod:`shared_code.filestore.quota`), ``ConfigError``,
     :class:`ServiceUnavailable`.
     """
     item = _owned(owner, file_name)  # before the costly key generation: strangers cost one read
@@ -137,7 +139,9 @@ def rotate(owner: str, file_name: str, from_version: int | None = None,
         if len(live) >= get_settings().kms_max_key_versions:
             raise Conflict("too_many_key_versions", f"this file's key has {len(live)} live versions: re-encrypt the file "
                                                     "and retire the older ones first")
-        new_key = new_key or rsa.generate_private_key(public_exponent=65537, key_size=get_settings().kms_rsa_key_bits)
+        if new_key is None:
+            quota.admit_key_creation(owner)  # a new version costs a key generation, like a new key
+            new_key = rsa.generate_private_key(public_exponent=65537, key_size=get_settings().kms_rsa_key_bits)
         body = _body(item)
         body.update(_current_fields(item["id"], current + 1, new_key))
         body[PREVIOUS] = [v.as_item() for v in live]

@@ -30,9 +30,9 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.storage.blob import BlobType, ContainerClient, ContentSettings
 
 from shared_code.platform import blobs
+from shared_code.platform.continuation import seal, unseal
 from shared_code.platform.config import get_settings
-from shared_code.platform.crypto import b64decode_strict, b64url_encode
-from shared_code.platform.errors import BadRequest, ServiceUnavailable
+from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.timeutil import to_iso, utc_now
 
 log = logging.getLogger("trustgate.message_log")
@@ -145,25 +145,21 @@ def _create_if_missing(client: Any) -> None:
 
 # -- reading back --------------------------------------------------------------------------------
 
-def _encode_continuation(name: str, offset: int) -> str:
-    raw = json.dumps({"b": name, "o": offset}, separators=(",", ":")).encode()
-    return b64url_encode(raw)
+MESSAGES_CONTINUATION = "messages-continuation"
+
+
+def _encode_continuation(user: str, name: str, offset: int) -> str:
+    """Where ``user``'s next page starts (blob ``name``, byte ``offset`` of a line start), sealed
+    for ``user`` under ``JWT_SECRET`` (:mod:`shared_code.platform.continuation`)."""
+    position = json.dumps({"b": name, "o": offset}, separators=(",", ":"))
+    return seal(get_settings().jwt_secret, MESSAGES_CONTINUATION, user, position)
 
 
 def _decode_continuation(user: str, token: str) -> tuple[str, int]:
-    invalid = BadRequest("invalid_continuation", "continuation is not one this API returned for this user")
-    if len(token) > 512:
-        raise invalid
-    try:
-        document = json.loads(b64decode_strict(token))
-        name, offset = document["b"], document["o"]
-    except (ValueError, TypeError, KeyError):
-        raise invalid from None
-    match = _NAME.fullmatch(name) if isinstance(name, str) else None
-    # The blob must be the caller's own: the token is client-held and must not reach other users.
-    if not match or match["user"] != user or not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise invalid
-    return name, offset
+    """The (blob name, offset) of a token :func:`_encode_continuation` made for ``user``; raises
+    ``invalid_continuation`` for any other (so no client-made offset is ever read from)."""
+    document = json.loads(unseal(get_settings().jwt_secret, MESSAGES_CONTINUATION, user, token))
+    return document["b"], document["o"]
 
 
 def _user_blobs(user: str) -> list[tuple[str, int]]:
@@ -194,8 +190,8 @@ def read_messages(user: str, page_size: int, continuation: str | None) -> tuple[
     """One page of ``user``'s messages, oldest first: ``([{id, ts, message}], next continuation)``.
 
     ``continuation`` is ``None`` for the first page; the returned one is ``None`` after the last.
-    Raises :class:`~shared_code.platform.errors.BadRequest` ``invalid_continuation`` for a token that is
-    malformed or names another user's blob, :class:`~shared_code.platform.errors.ServiceUnavailable` when
+    Raises :class:`~shared_code.platform.errors.BadRequest` ``invalid_continuation`` for a token this
+    API did not return to ``user`` (altered, made up, or another user's), :class:`~shared_code.platform.errors.ServiceUnavailable` when
     Blob Storage fails.
     """
     start_name, start_offset = _decode_continuation(user, continuation) if continuation else ("", 0)
@@ -206,7 +202,7 @@ def read_messages(user: str, page_size: int, continuation: str | None) -> tuple[
             offset = _read_lines(name, start_offset if name == start_name else 0, size, page_size, items)
             if len(items) >= page_size:
                 if offset < size:
-                    return items, _encode_continuation(name, offset)
+                    return items, _encode_continuation(user, name, offset)
                 following = listed[index + 1][0] if index + 1 < len(listed) else None
-                return items, _encode_continuation(following, 0) if following else None
+                return items, _encode_continuation(user, following, 0) if following else None
     return items, None

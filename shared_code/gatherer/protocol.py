@@ -4,14 +4,16 @@ A user is one item in container ``gatherer_users`` (partition ``/id``)::
 
     {"id": username, "state": "grounded" | "identified" | "authenticated",
      "password_hash": bcrypt text | None, "token_jti": jti of the one live token | None,
-     "created_at": iso, "updated_at": iso}
+     "reidentified": bool (an IDENTIFY came while Authenticated), "created_at": iso, "updated_at": iso}
 
 Transitions (anything else is refused with 409):
 
-- IDENTIFY: any state (or a new user) → Identified.
-- AUTHENTICATE: Identified → Authenticated; the first one sets the password (the seed's
-  behaviour), later ones must match it. Records the new token's ``jti``, which revokes any
-  earlier token.
+- IDENTIFY: a new user, Grounded or Identified → Identified. IDENTIFY needs no credentials, so it
+  never takes away a live authentication: on an Authenticated user it only sets ``reidentified``
+  (the user stays Authenticated and its token keeps working), which lets an AUTHENTICATE follow.
+- AUTHENTICATE: Identified, or Authenticated with ``reidentified`` → Authenticated; the first one
+  sets the password (the seed's behaviour), later ones must match it. Records the new token's
+  ``jti``, which revokes any earlier token, and clears ``reidentified``.
 - MESSAGE ``logout``: Authenticated → Grounded; clears ``token_jti``, revoking the token.
 
 Every transition is a conditional replace on the item's etag, so of two racing requests on one
@@ -53,7 +55,8 @@ def _move(user: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def identify(username: str) -> bool:
-    """IDENTIFY ``username``: create it in state Identified, or move a known user there.
+    """IDENTIFY ``username``: create it in state Identified, or move a known user there; an
+    Authenticated user stays Authenticated (its token stays live) and may AUTHENTICATE again.
 
     Returns ``True`` when the user was created (HTTP 201), ``False`` when it existed (200). Raises
     :class:`~shared_code.platform.errors.Conflict` ``state_conflict`` when a concurrent request changed
@@ -71,16 +74,26 @@ def identify(username: str) -> bool:
     user = _read(username)
     if user is None:  # deleted in between: report the race rather than loop
         raise Conflict("state_conflict", "the user's state changed concurrently; retry")
-    _move(user, state=IDENTIFIED)
+    if user.get("state") != AUTHENTICATED:
+        _move(user, state=IDENTIFIED)
+    elif not user.get("reidentified"):
+        _move(user, reidentified=True)
     return False
 
 
+def _may_authenticate(user: dict[str, Any] | None) -> bool:
+    """AUTHENTICATE follows an IDENTIFY: state Identified, or Authenticated and identified since."""
+    if user is None:
+        return False
+    return user.get("state") == IDENTIFIED or (user.get("state") == AUTHENTICATED and bool(user.get("reidentified")))
+
+
 def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
-    """AUTHENTICATE ``username`` (state Identified) with ``password``; returns its new access token.
+    """AUTHENTICATE ``username`` (after an IDENTIFY) with ``password``; returns its new access token.
 
     The first authentication of a user sets its password (bcrypt over a peppered pre-hash,
     :mod:`shared_code.platform.passwords`). Raises :class:`~shared_code.platform.errors.Conflict`
-    ``not_identified`` (409) when the user is unknown or not in state Identified,
+    ``not_identified`` (409) when the user is unknown or no IDENTIFY preceded,
     :class:`~shared_code.platform.errors.Unauthorized` ``invalid_credentials`` (401) for a wrong password
     (the state stays Identified), ``state_conflict`` (409) when a racing request won, and
     :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429, before the user is read,
@@ -89,7 +102,7 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
     """
     login_throttle.admit_attempt("authenticate", username)
     user = _read(username)
-    if user is None or user.get("state") != IDENTIFIED:
+    if not _may_authenticate(user):
         raise Conflict("not_identified", "send IDENTIFY for this user first")
     password_hash = user.get("password_hash")
     if password_hash is None:
@@ -98,7 +111,7 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
         log.info("gatherer authentication failed: %s", username)
         raise Unauthorized("invalid_credentials", "wrong username or password")
     issued = access_tokens.issue_token(username)
-    _move(user, state=AUTHENTICATED, password_hash=password_hash, token_jti=issued.jti)
+    _move(user, state=AUTHENTICATED, password_hash=password_hash, token_jti=issued.jti, reidentified=False)
     return issued
 
 
@@ -108,7 +121,7 @@ def authorize(token: str | None) -> dict[str, Any]:
     Raises :class:`~shared_code.platform.errors.Unauthorized` (401) ``missing_token`` / ``invalid_token``
     (see :func:`shared_code.gatherer.access_tokens.verify_token`) or ``token_revoked`` (logged out, or
     replaced by a later AUTHENTICATE), and :class:`~shared_code.platform.errors.Conflict`
-    ``not_authenticated`` (409) when the user's state is not Authenticated (e.g. after IDENTIFY).
+    ``not_authenticated`` (409) when the user's state is not Authenticated.
     """
     claims = access_tokens.verify_token(token)
     username = claims["sub"]
@@ -125,7 +138,7 @@ def logout(user: dict[str, Any]) -> None:
 
     Raises :class:`~shared_code.platform.errors.Conflict` ``state_conflict`` when a racing request won.
     """
-    _move(user, state=GROUNDED, token_jti=None)
+    _move(user, state=GROUNDED, token_jti=None, reidentified=False)
     log.info("gatherer user logged out: %s", user["id"])
 
 
@@ -133,17 +146,14 @@ def validate_message(message: object, max_bytes: int) -> str:
     """``message`` if it is non-empty text of at most ``max_bytes`` UTF-8 bytes.
 
     Raises :class:`~shared_code.platform.errors.BadRequest` ``missing_fields`` (absent or empty),
-    ``invalid_message`` (not a string, or not encodable as UTF-8, e.g. a lone surrogate escape
-    like ``"\\ud800"``) and :class:`~shared_code.platform.errors.PayloadTooLarge` ``message_too_large``.
+    ``invalid_message`` (not a string) and :class:`~shared_code.platform.errors.PayloadTooLarge`
+    ``message_too_large``. (A lone surrogate never gets here: bodies are refused when parsed,
+    :func:`shared_code.platform.http.read_json_object`.)
     """
     if message is None or message == "":
         raise BadRequest("missing_fields", "'message' is required")
     if not isinstance(message, str):
         raise BadRequest("invalid_message", "'message' must be a string")
-    try:
-        size = len(message.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise BadRequest("invalid_message", "'message' must be valid Unicode text (no lone surrogates)") from None
-    if size > max_bytes:
+    if len(message.encode("utf-8")) > max_bytes:
         raise PayloadTooLarge("message_too_large", f"messages may be at most {max_bytes} UTF-8 bytes")
     return message

@@ -66,5 +66,23 @@ def is_allowed(address: IPAddress | None, allow: Iterable[IPNetwork], deny: Iter
 
 
 def address_label(address: IPAddress | None) -> str:
-    """``address`` as text for logs and rate-limit keys (``"unknown"`` for ``None``)."""
+    """``address`` as text for logs (``"unknown"`` for ``None``); limits count :func:`rate_limit_key`."""
     return UNKNOWN if address is None else str(address)
+
+
+def rate_limit_key(label: str, ipv6_prefix: int) -> str:
+    """What a per-client limit counts a client label (from :func:`address_label`) under: an IPv4
+    address itself, an IPv6 address's ``/ipv6_prefix`` network (``2001:db8:1:2::/64``).
+
+    One IPv6 subscriber is normally given a whole /64 or more (RFC 6177, RFC 8981 temporary
+    addresses change within it), so counting single IPv6 addresses would let one client take
+    2^64 slots; rate limiters (nginx ``limit_req`` keys, Cloudflare, AWS WAF) aggregate the same
+    way. ``"unknown"`` stays one shared key.
+    """
+    try:
+        address = ipaddress.ip_address(label)
+    except ValueError:
+        return label
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return label

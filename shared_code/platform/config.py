@@ -123,7 +123,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PLAY_INTEGRITY_TIMEOUT_SECONDS", "10", "google mode: connect/read timeout for Google's token and decode endpoints, seconds"),
     SettingSpec("REQUIRE_INTEGRITY_FOR_UPLOAD", "false", "refuse /upload-file for devices without a recent passing Play Integrity verdict"),
     SettingSpec("LOGIN_RATE_LIMIT_PER_MINUTE", "5", "password attempts per account and minute: /login per email, /authenticate per username (429 beyond)"),
-    SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login and /authenticate (each)"),
+    SettingSpec("LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE", "30", "requests per client address and minute on /register, /login, /identify and /authenticate (each)"),
     SettingSpec("MAIL_RATE_LIMIT_PER_HOUR", "5", "OTP mails (registration and login codes together) per email address and hour"),
     # devices: hardware attestation (Android Key Attestation, Apple App Attest) and the newer
     # Play Integrity verdict checks
@@ -159,6 +159,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPLOAD_SAS_TTL_SECONDS", "900", "lifetime of one upload_url (SAS), seconds; renew for another"),
     SettingSpec("UPLOAD_GRANT_TTL_SECONDS", "86400", "how long a direct-upload grant stays pending (renewals and the commit must fall inside), seconds"),
     SettingSpec("MAX_PENDING_UPLOADS_PER_DEVICE", "4", "direct-upload grants one device may have pending at once (429 beyond)"),
+    # abuse resistance (issue 12)
+    SettingSpec("RATE_LIMIT_IPV6_PREFIX", "64", "per-client limits count IPv6 clients per network of this prefix length (64 = one subscriber's /64; 128 = per address)"),
+    SettingSpec("KMS_KEYS_PER_HOUR", "60", "file key pairs (POST /get_public_key) one user may create per hour (429 beyond)"),
     # KMS key service (issue 18): KEK versions and the rewrap timer, unwrap, private-key export, file key versions.
     SettingSpec("KMS_MASTER_KEYS", "", "JSON map of KEK id -> base64 32-byte AES-256 KEK, for KEK rotation (one Key Vault secret in Azure); KMS_MASTER_KEY joins it under its derived id", secret=True),
     SettingSpec("KMS_ACTIVE_KEK", "", "id of the KEK new wraps use; required when more than one KEK is configured"),
@@ -275,6 +278,9 @@ class Settings:
     upload_sas_ttl_seconds: int
     upload_grant_ttl_seconds: int
     max_pending_uploads_per_device: int
+    # abuse resistance (issue 12)
+    rate_limit_ipv6_prefix: int
+    kms_keys_per_hour: int
     # KMS key service (issue 18)
     kms_master_keys: str
     kms_active_kek: str
@@ -477,6 +483,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upload_sas_ttl_seconds=r.integer("UPLOAD_SAS_TTL_SECONDS", 60, 86400),
         upload_grant_ttl_seconds=r.integer("UPLOAD_GRANT_TTL_SECONDS", 300, 86400),
         max_pending_uploads_per_device=r.integer("MAX_PENDING_UPLOADS_PER_DEVICE", 1, 100),
+        # abuse resistance (issue 12)
+        rate_limit_ipv6_prefix=r.integer("RATE_LIMIT_IPV6_PREFIX", 32, 128),
+        kms_keys_per_hour=r.integer("KMS_KEYS_PER_HOUR", 1, 1_000_000),
         # KMS key service (issue 18)
         kms_master_keys=r.text("KMS_MASTER_KEYS"),
         kms_active_kek=r.text("KMS_ACTIVE_KEK"),

@@ -64,7 +64,7 @@ FILE_ACCESS = ContainerSpec("file_access", "/email")
 TOKENS = ContainerSpec("tokens", "/id", default_ttl=-1)
 RATE_LIMITS = ContainerSpec("rate_limits", "/id", default_ttl=-1)
 
-# Emailed one-time codes, one item per (purpose, email): id "<purpose>:<email>". A pending
+# Emailed one-time codes, one item per (purpose, email): id "<purpose>:<sha256(email)>". A pending
 # registration is the "register" item; it carries the bcrypt hash until its code is verified.
 OTPS = ContainerSpec("otps", "/id", default_ttl=-1)
 
@@ -101,6 +101,23 @@ class EtagMismatch(Exception):
 
 class InvalidContinuation(Exception):
     """Cosmos rejected a continuation token (HTTP 400)."""
+
+
+# Ids (Cosmos DB Resource.Id remarks; "Service quotas": at most 1023 bytes): these four characters
+# are refused because ids are URL path segments. Ids built from user input must be hashed or
+# encoded first (e.g. accounts.users.user_key); every helper below checks, so a slip fails before
+# any request instead of as a storage error after other side effects. Partition key values have
+# no such characters (they travel in a JSON header) and may be 2048 bytes (partition key v2).
+ILLEGAL_ID_CHARACTERS = frozenset("/\\?#")
+MAX_ID_BYTES = 1023
+
+
+def require_legal_id(item_id: str) -> str:
+    """``item_id`` if Cosmos DB accepts it as an id, else ``ValueError`` (a bug, never user input)."""
+    if not isinstance(item_id, str) or not item_id or ILLEGAL_ID_CHARACTERS.intersection(item_id) \
+            or len(item_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        raise ValueError(f"not a legal Cosmos DB id: {item_id!r:.80}")
+    return item_id
 
 
 _lock = threading.Lock()
@@ -165,7 +182,7 @@ def read_item(spec: ContainerSpec, item_id: str, partition_key: str) -> dict[str
     """Point-read one item; ``None`` when it does not exist."""
     with storage_errors("cosmos read"):
         try:
-            return container(spec).read_item(item_id, partition_key=partition_key)
+            return container(spec).read_item(require_legal_id(item_id), partition_key=partition_key)
         except CosmosHttpResponseError as exc:
             if exc.status_code == 404:
                 return None
@@ -174,6 +191,7 @@ def read_item(spec: ContainerSpec, item_id: str, partition_key: str) -> dict[str
 
 def create_item(spec: ContainerSpec, body: dict[str, Any]) -> dict[str, Any]:
     """Create ``body``; raises :class:`AlreadyExists` if its id is taken (atomic: never read-then-write)."""
+    require_legal_id(body.get("id"))
     with storage_errors("cosmos create"):
         try:
             return container(spec).create_item(body)
@@ -185,6 +203,7 @@ def create_item(spec: ContainerSpec, body: dict[str, Any]) -> dict[str, Any]:
 
 def upsert_item(spec: ContainerSpec, body: dict[str, Any]) -> dict[str, Any]:
     """Create or replace ``body`` unconditionally."""
+    require_legal_id(body.get("id"))
     with storage_errors("cosmos upsert"):
         return container(spec).upsert_item(body)
 
@@ -194,7 +213,7 @@ def replace_item(spec: ContainerSpec, body: dict[str, Any], etag: str) -> dict[s
     with storage_errors("cosmos replace"):
         try:
             return container(spec).replace_item(
-                body["id"], body, etag=etag, match_condition=MatchConditions.IfNotModified
+                require_legal_id(body["id"]), body, etag=etag, match_condition=MatchConditions.IfNotModified
             )
         except CosmosHttpResponseError as exc:
             if exc.status_code in (404, 412):
@@ -212,7 +231,7 @@ def delete_item(spec: ContainerSpec, item_id: str, partition_key: str, etag: str
     conditions = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
     with storage_errors("cosmos delete"):
         try:
-            container(spec).delete_item(item_id, partition_key=partition_key, **conditions)
+            container(spec).delete_item(require_legal_id(item_id), partition_key=partition_key, **conditions)
             return True
         except CosmosHttpResponseError as exc:
             if exc.status_code in (404, 412):
@@ -269,7 +288,7 @@ def increment_if(spec: ContainerSpec, item_id: str, partition_key: str, field: s
     with storage_errors("cosmos patch"):
         try:
             return container(spec).patch_item(
-                item_id, partition_key=partition_key,
+                require_legal_id(item_id), partition_key=partition_key,
                 patch_operations=[{"op": "incr", "path": f"/{field}", "value": amount}], filter_predicate=predicate,
             )
         except CosmosHttpResponseError as exc:

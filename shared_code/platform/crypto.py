@@ -75,8 +75,9 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64decode_strict(text: str) -> bytes:
-    """Decode standard or URL-safe base64 (padding optional); raises ``ValueError`` on bad input."""
-    cleaned = text.strip().replace("-", "+").replace("_", "/")
+    """Decode standard or URL-safe base64 (RFC 4648 §4 and §5, padding optional, nothing else: no
+    whitespace, no characters outside the alphabets); raises ``ValueError`` on bad input."""
+    cleaned = text.replace("-", "+").replace("_", "/")
     cleaned += "=" * (-len(cleaned) % 4)
     try:
         return base64.b64decode(cleaned, validate=True)

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import urllib.parse
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import azure.functions as func
 
@@ -86,12 +86,43 @@ def _path(req: func.HttpRequest) -> str:
     return req.url.split("?", 1)[0]
 
 
+#: Deepest nesting of arrays and objects a JSON body may have (the API's bodies are flat objects).
+MAX_JSON_DEPTH = 32
+
+
+def _check_json_values(document: Any) -> None:
+    """Raise ``invalid_json`` when ``document`` nests deeper than :data:`MAX_JSON_DEPTH` or holds
+    a string (key or value) that is not a sequence of Unicode scalar values: JSON's ``\\uXXXX``
+    escapes can spell a lone surrogate (RFC 8259 §8.2), which is no character and cannot be encoded
+    as UTF-8. Iterative, so no input can exhaust the stack."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            strings: Any = (value,)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest("invalid_json", f"JSON bodies may nest at most {MAX_JSON_DEPTH} levels")
+            children = list(value.values()) if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+            strings = value.keys() if isinstance(value, dict) else ()
+        else:
+            continue
+        for text in strings:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequest("invalid_json", "JSON strings must be valid Unicode (no lone surrogate escapes)") from None
+
+
 def read_json_object(req: func.HttpRequest, max_bytes: int = 64 * 1024) -> dict[str, Any]:
-    """Parse the request body as one JSON object.
+    """Parse the request body as one JSON object (RFC 8259) whose strings are all valid Unicode.
 
     Raises :class:`UnsupportedMediaType` (415) when a Content-Type other than JSON is declared,
-    :class:`BadRequest` ``invalid_json`` (400) for an empty, oversized, non-UTF-8 or malformed
-    body or one that is not an object.
+    :class:`PayloadTooLarge` ``body_too_large`` (413) over ``max_bytes``, and :class:`BadRequest`
+    ``invalid_json`` (400) for an empty, non-UTF-8 or malformed body, one that is not an object,
+    nests deeper than :data:`MAX_JSON_DEPTH`, or holds a lone surrogate escape (``"\\ud800"``).
+    Every handler parses its body here, so no string that cannot be encoded reaches domain code.
     """
     content_type = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
@@ -105,8 +136,11 @@ def read_json_object(req: func.HttpRequest, max_bytes: int = 64 * 1024) -> dict[
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("invalid_json", "request body is not valid UTF-8 JSON") from None
+    except RecursionError:  # the C scanner recurses once per nested array or object
+        raise BadRequest("invalid_json", f"JSON bodies may nest at most {MAX_JSON_DEPTH} levels") from None
     if not isinstance(document, dict):
         raise BadRequest("invalid_json", "request body must be a JSON object")
+    _check_json_values(document)
     return document
 
 
@@ -142,8 +176,9 @@ _DIGITS = re.compile(r"[0-9]{1,15}")
 
 def parse_int_param(raw: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
     """An integer query parameter in ``[minimum, maximum]`` (ASCII digits only), ``default`` when
-    absent; raises :class:`BadRequest` ``invalid_{name}`` otherwise."""
-    if raw is None or raw == "":
+    absent; raises :class:`BadRequest` ``invalid_{name}`` otherwise (an empty value included: it is
+    no integer, and a repeated parameter arrives joined with ``,``)."""
+    if raw is None:
         return default
     if not _DIGITS.fullmatch(raw) or not minimum <= int(raw) <= maximum:
         raise BadRequest(f"invalid_{name}", f"{name} must be an integer from {minimum} to {maximum}")
@@ -170,15 +205,18 @@ def read_multipart(req: func.HttpRequest, max_file_bytes: int) -> tuple[Mapping[
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 
 
-def read_form_or_json(req: func.HttpRequest, max_bytes: int = 64 * 1024, max_fields: int = 16) -> dict[str, Any]:
+def read_form_or_json(req: func.HttpRequest, fields: Collection[str], max_bytes: int = 64 * 1024,
+                      max_fields: int = 16) -> dict[str, Any]:
     """The body's parameters from ``application/x-www-form-urlencoded`` (the OAuth endpoints'
     encoding, RFC 6749 Appendix B: UTF-8, percent-encoded) or, for any other declared type, one
     JSON object (:func:`read_json_object`).
 
-    Form values are strings. Raises :class:`BadRequest` ``invalid_request`` for a form that is not
-    ASCII, not valid percent-encoded UTF-8, has more than ``max_fields`` fields or repeats one
-    (RFC 6749 §3.1: parameters MUST NOT be included more than once), :class:`PayloadTooLarge`
-    over ``max_bytes``, and what :func:`read_json_object` raises for JSON.
+    Of a form only the parameters named in ``fields`` are returned (as strings): RFC 6749 §3.1
+    says a server MUST ignore unrecognised parameters and that a parameter MUST NOT be included
+    more than once, so a repeated one of ``fields`` is refused. Raises :class:`BadRequest`
+    ``invalid_request`` for a form that is not ASCII, not valid percent-encoded UTF-8, has more
+    than ``max_fields`` fields or repeats one of ``fields``, :class:`PayloadTooLarge` over
+    ``max_bytes``, and what :func:`read_json_object` raises for JSON.
     """
     content_type = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != FORM_URLENCODED:
@@ -191,7 +229,8 @@ def read_form_or_json(req: func.HttpRequest, max_bytes: int = 64 * 1024, max_fie
                                        encoding="utf-8", errors="strict", max_num_fields=max_fields)
     except (UnicodeError, ValueError):
         raise BadRequest("invalid_request", f"the body is not a form of at most {max_fields} UTF-8 fields") from None
-    params = dict(pairs)
-    if len(params) != len(pairs):
+    known = [(name, value) for name, value in pairs if name in fields]
+    params = dict(known)
+    if len(params) != len(known):
         raise BadRequest("invalid_request", "a form parameter is repeated")
     return params

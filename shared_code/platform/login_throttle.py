@@ -5,8 +5,10 @@ passwords (accounts' ``/login``, the gatherer's ``/authenticate``).
 Two fixed-window limits, counted in Cosmos DB by :mod:`shared_code.platform.rate_limit` so every
 instance of the app shares them:
 
-- per client address (``X-Forwarded-For`` as far as ``TRUSTED_PROXY_HOPS`` allows) and endpoint:
-  ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE`` requests on ``/register``, ``/login``, ``/authenticate``;
+- per client address (``X-Forwarded-For`` as far as ``TRUSTED_PROXY_HOPS`` allows; IPv6 per
+  ``RATE_LIMIT_IPV6_PREFIX`` network) and endpoint:
+  ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE`` requests on ``/register``, ``/login``, ``/identify`` and
+  ``/authenticate`` (IDENTIFY is credential-free, so it is limited like the password endpoints);
 - per account: ``LOGIN_RATE_LIMIT_PER_MINUTE`` password attempts, keyed by the normalised email
   on ``/login`` and the username on ``/authenticate``. Every attempt is counted *before* the
   password is checked (atomically, so concurrent guesses cannot race past the limit), and over the
@@ -25,7 +27,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from shared_code.platform import rate_limit
-from shared_code.platform.client_address import address_label, client_address
+from shared_code.platform.client_address import address_label, client_address, rate_limit_key
 from shared_code.platform.config import get_settings
 from shared_code.platform.security_log import subject_ref
 
@@ -33,13 +35,15 @@ MINUTE = 60
 
 
 def admit_client(headers: Mapping[str, str], endpoint: str) -> str:
-    """Count a request to ``endpoint`` (``"login"``, ``"register"``, ``"authenticate"``) from the
+    """Count a request to ``endpoint`` (``"login"``, ``"register"``, ``"identify"``, ``"authenticate"``) from the
     client address in ``headers``; returns the address label (``"unknown"`` when it cannot be
     determined, which all such requests share). Raises ``rate_limited`` (429) over
     ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE``, ``ServiceUnavailable`` when Cosmos DB is down."""
-    client = address_label(client_address(headers, get_settings().trusted_proxy_hops))
-    limit = get_settings().login_client_rate_limit_per_minute
-    rate_limit.enforce(f"{endpoint}_client", client, limit, MINUTE, f"at most {limit} requests a minute from one address",
+    settings = get_settings()
+    client = address_label(client_address(headers, settings.trusted_proxy_hops))
+    limit = settings.login_client_rate_limit_per_minute
+    rate_limit.enforce(f"{endpoint}_client", rate_limit_key(client, settings.rate_limit_ipv6_prefix), limit, MINUTE,
+                       f"at most {limit} requests a minute from one address",
                        limit_kind="client", client=client, endpoint=endpoint)
     return client
 

@@ -24,9 +24,16 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 from shared_code.platform.config import get_settings
 
-# A valid bcrypt hash of a random value: checked against when a user is unknown, so that a login
-# for an unknown account costs the same bcrypt work as one with a wrong password.
-_DUMMY_HASH = b"$2b$12$C6UzMDM.H6dfI/f/IKxGhuP0p5o8hQWfmvS1tnQnJ1P8w5s9r1mGy"
+# Salt and digest (22 + 31 characters of bcrypt's base64) of a bcrypt hash of a random value. An
+# unknown user's login is checked against them at the configured cost (:func:`_dummy_hash`), so it
+# costs the same bcrypt work as a wrong password at any BCRYPT_COST: bcrypt reads its cost from
+# the hash, so a fixed "$2b$12$" dummy answered an unknown email 4x faster at cost 14.
+_DUMMY_SALT_AND_DIGEST = "C6UzMDM.H6dfI/f/IKxGhuP0p5o8hQWfmvS1tnQnJ1P8w5s9r1mGy"
+
+
+def _dummy_hash() -> bytes:
+    """A well-formed bcrypt hash at cost ``BCRYPT_COST`` that no password matches in practice."""
+    return f"$2b${get_settings().bcrypt_cost:02d}${_DUMMY_SALT_AND_DIGEST}".encode("ascii")
 
 
 def _prehash(password: str) -> bytes:
@@ -48,13 +55,14 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, stored_hash: str | None) -> bool:
     """Whether ``password`` matches ``stored_hash`` (constant-time inside bcrypt).
 
-    With ``stored_hash=None`` (unknown user) the same bcrypt work is done against a dummy hash
-    and ``False`` returned, so timing does not reveal whether an account exists. A malformed
+    With ``stored_hash=None`` (unknown user) the same bcrypt work is done against a dummy hash at
+    cost ``BCRYPT_COST`` and ``False`` returned, so timing does not reveal whether an account
+    exists (stored hashes made at an older cost still cost what they were made with). A malformed
     stored hash counts as a mismatch.
     """
     candidate = _prehash(password)
     if stored_hash is None:
-        bcrypt.checkpw(candidate, _DUMMY_HASH)
+        bcrypt.checkpw(candidate, _dummy_hash())
         return False
     try:
         return bcrypt.checkpw(candidate, stored_hash.encode("ascii"))

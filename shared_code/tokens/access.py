@@ -8,7 +8,7 @@ import logging
 from typing import Mapping
 
 from shared_code.platform import rate_limit
-from shared_code.platform.client_address import address_label, client_address, is_allowed
+from shared_code.platform.client_address import address_label, client_address, is_allowed, rate_limit_key
 from shared_code.platform.config import get_settings
 from shared_code.platform.errors import Forbidden
 from shared_code.platform.security_log import security_event
@@ -22,9 +22,10 @@ def admit(headers: Mapping[str, str], endpoint: str, *, rate_limited: bool = Tru
 
     Checks ``TOKEN_IP_DENY``/``TOKEN_IP_ALLOW`` against the client address from
     ``X-Forwarded-For`` (``TRUSTED_PROXY_HOPS``), then counts the request against
-    ``TOKEN_RATE_LIMIT_PER_MINUTE`` for that address and endpoint, through a leased counter
-    (:func:`shared_code.platform.rate_limit.hit`: never more than the limit across instances; one
-    Cosmos write per ``RATE_LIMIT_LEASE_UNITS`` requests). Returns the address label
+    ``TOKEN_RATE_LIMIT_PER_MINUTE`` for that address (IPv6: its ``RATE_LIMIT_IPV6_PREFIX``
+    network) and endpoint, through a leased counter (:func:`shared_code.platform.rate_limit.hit`:
+    never more than the limit across instances; one Cosmos write per ``RATE_LIMIT_LEASE_UNITS``
+    requests). Returns the address label
     (``"unknown"`` when it cannot be determined) for logging. Raises :class:`Forbidden`
     ``ip_forbidden`` (403), :class:`TooManyRequests` ``rate_limited`` (429, ``Retry-After`` in
     seconds), or :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
@@ -37,16 +38,19 @@ def admit(headers: Mapping[str, str], endpoint: str, *, rate_limited: bool = Tru
         raise Forbidden("ip_forbidden", "this client address may not call the token endpoints")
     if rate_limited:
         limit = settings.token_rate_limit_per_minute
-        rate_limit.enforce(endpoint, client, limit, WINDOW_SECONDS, f"at most {limit} requests a minute",
-                           lease=rate_limit.lease_units(limit), client=client, endpoint=endpoint)
+        rate_limit.enforce(endpoint, rate_limit_key(client, settings.rate_limit_ipv6_prefix), limit, WINDOW_SECONDS,
+                           f"at most {limit} requests a minute", lease=rate_limit.lease_units(limit),
+                           client=client, endpoint=endpoint)
     return client
 
 
 def record_failed_verification(client: str) -> None:
     """Count a failed verification from ``client``; log ``verify_failure_burst`` once per window
     when the count reaches ``TOKEN_VERIFY_FAILURE_BURST`` (token guessing or a broken client)."""
-    threshold = get_settings().token_verify_failure_burst
-    decision = rate_limit.hit(FAILURE_BUCKET, client, threshold, WINDOW_SECONDS)
+    settings = get_settings()
+    threshold = settings.token_verify_failure_burst
+    decision = rate_limit.hit(FAILURE_BUCKET, rate_limit_key(client, settings.rate_limit_ipv6_prefix), threshold,
+                              WINDOW_SECONDS)
     if decision.allowed and decision.count == threshold:
         security_event("verify_failure_burst", level=logging.WARNING, client=client, failures=threshold,
                        window_seconds=WINDOW_SECONDS)

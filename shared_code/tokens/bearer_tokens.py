@@ -74,6 +74,8 @@ def validate_request(ttl_seconds: object, one_time: object, scope: object) -> tu
         raise ConfigError("TOKEN_EXPIRATION_TIME", "must not exceed TOKEN_MAX_TTL_SECONDS")
     if ttl_seconds is None:
         ttl_seconds = settings.token_expiration_seconds
+    if isinstance(ttl_seconds, float) and ttl_seconds.is_integer():
+        ttl_seconds = int(ttl_seconds)  # JSON has one number type: 600.0 is the integer 600 (RFC 8259 §6)
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= settings.token_max_ttl_seconds:
         raise BadRequest("invalid_ttl", f"ttl_seconds must be an integer from 1 to {settings.token_max_ttl_seconds}")
     if one_time is None:

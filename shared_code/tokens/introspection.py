@@ -30,6 +30,7 @@ MAX_TOKEN_CHARS = 1024
 MAX_HINT_CHARS = 64
 TOKEN_TYPE = "Bearer"
 INACTIVE: dict[str, Any] = {"active": False}
+PARAMETERS = ("token", "token_type_hint", "consume")
 
 
 @dataclass(frozen=True)

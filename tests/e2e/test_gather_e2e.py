@@ -55,11 +55,15 @@ def test_out_of_order_messages_over_http(live_app):
         client.authenticate(name, PASSWORD)
     assert (refused.value.status, refused.value.message) == (409, "not_identified")
     client.login(name, PASSWORD)
-    client.identify(name)  # back to Identified; the client still holds its token
-    assert client.authenticated
+    client.identify(name)  # a repeated IDENTIFY keeps the live authentication
+    assert client.send("still authenticated")["message"] == "stored"
+    token = client._token
+    client.logout()
+    client.identify(name)  # Identified now, but the logged-out token stays dead
+    client._token = token
     with pytest.raises(ClientError) as refused:
         client.send("not now")
-    assert (refused.value.status, refused.value.message) == (409, "not_authenticated")
+    assert (refused.value.status, refused.value.message) == (401, "token_revoked")
 
 
 def test_invalid_utf8_over_http_is_the_apps_json_400(live_app):

@@ -120,16 +120,18 @@ def test_bad_token_requests_are_400(caller, body, message) -> None:
     assert (response.status_code, response.json()["message"]) == (400, message)
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer " + "A" * 10 * 1024, "Bearer tökén",
+@pytest.mark.parametrize("authorization, status, message", [
+    (None, 401, "missing_token"), ("", 401, "missing_token"),  # no credentials at all (RFC 6750 §3)
+    *((bad, 400, "invalid_authorization") for bad in (
+        "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer " + "A" * 10 * 1024, "Bearer tökén")),
 ])
-def test_bad_authorization_headers_are_400_with_a_bearer_challenge(caller, authorization) -> None:
+def test_bad_authorization_headers_are_refused_with_a_bearer_challenge(caller, authorization, status, message) -> None:
     headers = {"X-Forwarded-For": caller.address}
     if authorization is not None:
         headers["Authorization"] = authorization
     encoded = {k: v.encode("utf-8") for k, v in headers.items()}  # non-ASCII sent as raw UTF-8 bytes
     response = requests.get(f"{caller.base_url}/verify_token", headers=encoded, timeout=30)
-    assert (response.status_code, response.json()["message"]) == (400, "invalid_authorization")
+    assert (response.status_code, response.json()["message"]) == (status, message)
     assert response.headers["WWW-Authenticate"].startswith("Bearer ")
 
 

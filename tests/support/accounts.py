@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 from devhost.mailbox import Mailbox
 from shared_code.accounts import otp, registration, signin
+from shared_code.accounts.users import user_key
+from shared_code.platform import cosmos
+from tests.support.devices import call, json_body
 from tests.support.mail import latest_otp, otp_count
 
 
@@ -60,3 +63,20 @@ def new_user(mailbox: Mailbox, email: str | None = None, password: str | None = 
     user = register_user(mailbox, email, password)
     login_user(mailbox, user)
     return user
+
+
+def stored_user(email: str) -> dict | None:
+    """The ``users`` item of the normalised ``email`` as stored (or ``None``)."""
+    return cosmos.read_item(cosmos.USERS, user_key(email), user_key(email))
+
+
+def otp_item(email: str, purpose: str) -> dict | None:
+    """The stored ``otps`` item of (``email``, ``purpose``), expired or not (or ``None``)."""
+    item_id = otp._item_id(email, purpose)
+    return cosmos.read_item(cosmos.OTPS, item_id, item_id)
+
+
+def post(name: str, document: dict, headers: dict | None = None) -> tuple[int, dict]:
+    """POST ``document`` as JSON to the handler ``name`` (route = name); returns (status, JSON body)."""
+    h, b = json_body(document)
+    return call(name, "POST", name, headers={**h, **(headers or {})}, body=b)

@@ -14,13 +14,14 @@ from typing import Any
 
 from client.envelope import Sealed, seal
 from shared_code.accounts import sessions
+from shared_code.accounts.users import user_key
 from shared_code.platform import cosmos
 from shared_code.platform.timeutil import to_iso, utc_now
 from tests.support.devices import call
 
 
 def register_user(email: str) -> None:
-    cosmos.create_item(cosmos.USERS, {"id": email, "email": email, "password_hash": "x", "created_at": to_iso(utc_now())})
+    cosmos.create_item(cosmos.USERS, {"id": user_key(email), "email": email, "password_hash": "x", "created_at": to_iso(utc_now())})
 
 
 def b64(data: bytes) -> str:

@@ -19,7 +19,8 @@ from shared_code.platform.crypto import keyed_hash
 from shared_code.platform.errors import Forbidden
 from shared_code.platform.passwords import verify_password
 from shared_code.platform.timeutil import utc_now
-from tests.support.accounts import new_email, new_user, strong_password
+from shared_code.accounts.users import user_key
+from tests.support.accounts import new_email, new_user, otp_item, stored_user, strong_password
 from tests.support.devices import call, json_body
 from tests.support.mail import latest_otp, otp_count, smtp_unreachable
 
@@ -105,13 +106,13 @@ def test_seed_flow_register_verify_login_verify_logout(mail_server):
 def test_user_is_stored_with_a_bcrypt_hash_and_no_code_is_stored_in_clear(mail_server):
     email, password = new_email(), strong_password()
     (_, _), code = register(mail_server, email, password)
-    pending = cosmos.read_item(cosmos.OTPS, f"register:{email}", f"register:{email}")
+    pending = otp_item(email, otp.REGISTER)
     assert code not in json.dumps(pending) and password not in json.dumps(pending)
     assert pending["ttl"] > 0 and pending["expires_at"]
     post("verify_register", {"email": email, "otp": code})
-    user = cosmos.read_item(cosmos.USERS, email, email)
+    user = stored_user(email)
     assert user["password_hash"].startswith("$2b$12$") and verify_password(password, user["password_hash"])
-    assert cosmos.read_item(cosmos.OTPS, f"register:{email}", f"register:{email}") is None
+    assert otp_item(email, otp.REGISTER) is None
 
 
 # --- one-time codes -------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def test_brute_force_is_cut_off_after_five_wrong_codes(mail_server):
     for _ in range(5):
         assert post("verify_login", {"email": email, "otp": wrong(code)})[1]["message"] == "otp_failed"
     assert post("verify_login", {"email": email, "otp": code})[1]["message"] == "otp_failed"  # dead now
-    assert cosmos.read_item(cosmos.OTPS, f"login:{email}", f"login:{email}") is None
+    assert otp_item(email, otp.LOGIN) is None
 
 
 def test_four_wrong_codes_still_leave_the_right_one_usable(mail_server):
@@ -203,7 +204,7 @@ def test_malformed_codes_are_refused_without_a_storage_change(mail_server):
     (_, _), code = login(mail_server, email, password)
     for bad in ("12345", "1234567", "abcdef", " " + code):
         assert post("verify_login", {"email": email, "otp": bad})[1]["message"] == "otp_failed"
-    assert cosmos.read_item(cosmos.OTPS, f"login:{email}", f"login:{email}")["attempts"] == 0
+    assert otp_item(email, otp.LOGIN)["attempts"] == 0
     assert post("verify_login", {"email": email, "otp": 123456})[1]["message"] == "invalid_field"
 
 
@@ -220,7 +221,7 @@ def test_unknown_email_and_wrong_password_get_the_same_answer(mail_server):
 def test_login_code_of_a_user_deleted_meanwhile_gives_no_session(mail_server):
     email, password = registered(mail_server)
     (_, _), code = login(mail_server, email, password)
-    cosmos.delete_item(cosmos.USERS, email, email)
+    cosmos.delete_item(cosmos.USERS, user_key(email), user_key(email))
     assert post("verify_login", {"email": email, "otp": code})[1]["message"] == "otp_failed"
 
 
@@ -277,7 +278,7 @@ def test_emails_are_normalised_for_case_and_whitespace(mail_server):
     local = new_email("Case").split("@")[0]
     email, password = registered(mail_server, email=f"  {local.upper()}@Example.ORG ", password=strong_password())
     address = f"{local.lower()}@example.org"
-    assert cosmos.read_item(cosmos.USERS, address, address)["email"] == address
+    assert stored_user(address)["email"] == address
     assert post("register", {"email": address, "password": strong_password()})[1]["message"] == "user_exists"
     (status, _), code = login(mail_server, f"{local}@EXAMPLE.org", password)
     assert status == 200 and post("verify_login", {"email": address, "otp": code})[0] == 200
@@ -294,7 +295,7 @@ def test_smtp_down_gives_503_and_stores_nothing(smtp_down):
     email = new_email()
     status, body = post("register", {"email": email, "password": strong_password()})
     assert (status, body["message"]) == (503, "mail_unavailable")
-    assert cosmos.read_item(cosmos.OTPS, f"register:{email}", f"register:{email}") is None
+    assert otp_item(email, otp.REGISTER) is None
     assert post("verify_register", {"email": email, "otp": "123456"})[1]["message"] == "no_pending_registration"
 
 
@@ -305,7 +306,7 @@ def test_mail_not_configured_is_a_configuration_error_and_stores_nothing(emulato
     status, body = post("register", {"email": email, "password": strong_password()})
     assert (status, body["message"]) == (500, "configuration_error")
     assert "SMTP_HOST" in body["detail"]
-    assert cosmos.read_item(cosmos.OTPS, f"register:{email}", f"register:{email}") is None
+    assert otp_item(email, otp.REGISTER) is None
     monkeypatch.undo()
     config.reset_settings()
 
@@ -336,7 +337,7 @@ def test_fifty_concurrent_registrations_of_one_email_make_one_account(mail_serve
         statuses = list(pool.map(run, range(50)))
     assert statuses == [200] * 50
     # exactly one registration is pending: its code is the stored one, the 49 others were replaced
-    item = cosmos.read_item(cosmos.OTPS, f"register:{email}", f"register:{email}")
+    item = otp_item(email, otp.REGISTER)
     pepper = get_settings().otp_pepper
     live = [i for i in range(50) if keyed_hash(pepper, f"register\n{email}\n{issued[i]}") == item["code_hash"]]
     assert len(live) == 1
@@ -345,7 +346,7 @@ def test_fifty_concurrent_registrations_of_one_email_make_one_account(mail_serve
     with ThreadPoolExecutor(5) as pool:
         answers = list(pool.map(lambda _: post("verify_register", {"email": email, "otp": issued[winner]})[0], range(5)))
     assert answers.count(200) == 1
-    assert verify_password(password[winner], cosmos.read_item(cosmos.USERS, email, email)["password_hash"])
+    assert verify_password(password[winner], stored_user(email)["password_hash"])
     for i in range(50):
         assert post("verify_register", {"email": email, "otp": issued[i]})[0] in (400, 401)
 

@@ -178,7 +178,8 @@ def test_gatherer_authenticate_is_limited_per_username(limits, clock, client):
     assert [authenticate("wrong password")[0] for _ in range(2)] == [401, 401]
     status, body, retry_after = authenticate(user.password)
     assert (status, body["message"], retry_after) == (429, "rate_limited", "40")
-    assert cosmos.read_item(cosmos.GATHERER_USERS, user.username, user.username)["state"] == "identified"
+    # unchanged: a re-IDENTIFY keeps the live authentication (its token stays valid)
+    assert cosmos.read_item(cosmos.GATHERER_USERS, user.username, user.username)["state"] == "authenticated"
 
     stranger = Gatherer().username  # never identified: 409 until the limit, then the same 429
     assert [authenticate("x", stranger)[0] for _ in range(4)] == [409, 409, 409, 429]

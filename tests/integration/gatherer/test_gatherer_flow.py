@@ -62,13 +62,15 @@ def test_message_without_token_or_after_identify_only():
     assert body["code"] == 401
 
 
-def test_message_after_identifying_again_is_not_authenticated():
+def test_identifying_again_keeps_the_live_token_until_authenticate_replaces_it():
     user = Gatherer().login()
+    old_token = user.token
     assert user.identify()[0] == 200
-    status, body = user.send("after re-identify")
-    assert (status, body["message"]) == (409, "not_authenticated")
-    user.authenticate()
-    assert user.read_all() == []
+    assert user.send("after re-identify")[0] == 201 and _state(user) == "authenticated"
+    assert user.authenticate()[0] == 200 and user.token != old_token
+    status, body = user.send("with the old token", token=old_token)
+    assert (status, body["message"]) == (401, "token_revoked")
+    assert [item["message"] for item in user.read_all()] == ["after re-identify"]
 
 
 def test_authenticate_after_logout_needs_identify_again():
@@ -81,9 +83,10 @@ def test_authenticate_after_logout_needs_identify_again():
 def test_reading_while_only_identified_is_not_authenticated():
     user = Gatherer().login()
     user.send("kept")
+    user.send("logout")
     user.identify()
     status, body = user.read()
-    assert (status, body["message"]) == (409, "not_authenticated")
+    assert (status, body["message"]) == (401, "token_revoked") and _state(user) == "identified"
 
 
 def test_message_after_logout_and_with_a_replaced_token_is_revoked():
@@ -149,8 +152,8 @@ def test_invalid_utf8_body_is_400_and_stores_nothing():
     raw = b'{"message_type": "MESSAGE", "token": "' + user.token.encode() + b'", "message": "bad \xff\xfe bytes"}'
     status, body = post("gather_message", "message", raw)
     assert (status, body["message"]) == (400, "invalid_json") and body["code"] == 400
-    status, body = user.send("\ud800 lone surrogate")
-    assert (status, body["message"]) == (400, "invalid_message")
+    status, body = user.send("\ud800 lone surrogate")  # refused where the body is parsed
+    assert (status, body["message"]) == (400, "invalid_json")
     assert user.read_all() == []
 
 

@@ -95,3 +95,10 @@ def test_malformed_requests_are_400_invalid_request(emulators, body, content_typ
     response = respond("introspect", "POST", "introspect", headers={"content-type": content_type}, body=body)
     answer = json.loads(response.get_body())
     assert (response.status_code, answer["message"]) == (400, "invalid_request")
+
+
+def test_unknown_form_parameters_are_ignored_even_repeated(clock) -> None:
+    issued = bearer_tokens.issue_token(60)
+    body = f"token={issued.token}&extra=1&extra=2&=x&=y".encode()
+    response = respond("introspect", "POST", "introspect", headers=FORM, body=body)
+    assert response.status_code == 200 and json.loads(response.get_body())["active"] is True

@@ -41,7 +41,8 @@ def test_without_the_dev_mailbox_the_step_reports_a_failure_and_calls_nothing(tm
 def test_local_mailbox_yields_the_running_mailbox_that_reads_codes(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "ROOT", tmp_path)  # mails are kept under ROOT/.devhost/mail
     monkeypatch.delenv("DEVHOST_MAILBOX", raising=False)
-    for name in ("SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS", "SMTP_USERNAME", "SMTP_PASSWORD"):
+    monkeypatch.delenv("SMTP_HOST", raising=False)  # not given: the dev mailbox takes the mail
+    for name in ("SMTP_PORT", "SMTP_STARTTLS", "SMTP_USERNAME", "SMTP_PASSWORD"):
         monkeypatch.setenv(name, "restored-after-the-test")  # local_mailbox overwrites them
     with cli.local_mailbox() as mailbox:
         message = EmailMessage()
@@ -58,3 +59,28 @@ def test_local_mailbox_yields_none_when_switched_off(monkeypatch):
     monkeypatch.setenv("DEVHOST_MAILBOX", "0")
     with cli.local_mailbox() as mailbox:
         assert mailbox is None
+
+
+def test_an_smtp_host_given_in_the_environment_is_used_instead_of_the_dev_mailbox(monkeypatch):
+    monkeypatch.delenv("DEVHOST_MAILBOX", raising=False)
+    monkeypatch.setenv("SMTP_HOST", "smtp.example.org")
+    monkeypatch.setenv("SMTP_PORT", "2587")
+    with cli.local_mailbox() as mailbox:
+        assert mailbox is None
+        assert (cli.os.environ["SMTP_HOST"], cli.os.environ["SMTP_PORT"]) == ("smtp.example.org", "2587")
+
+
+def test_the_demo_keeps_the_dev_mailbox_to_read_its_codes(monkeypatch, tmp_path):
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    monkeypatch.delenv("DEVHOST_MAILBOX", raising=False)
+    for name in ("SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS", "SMTP_USERNAME", "SMTP_PASSWORD"):
+        monkeypatch.setenv(name, "restored-after-the-test")
+    with cli.local_mailbox(required=True) as mailbox:
+        assert mailbox is not None and cli.os.environ["SMTP_PORT"] == str(mailbox.port)
+
+
+def test_the_token_step_never_prints_a_whole_token():
+    from devhost.demo_tokens import _masked
+
+    token = "kX9cR4tL7wZ1pN6yB3hJ5fD0sA8eU2iO4gK7qTmQ8v2"
+    assert _masked(f"Bearer {token}") == "Bearer kX9cR4…" and _masked(token) == "kX9cR4…"

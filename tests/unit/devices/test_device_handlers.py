@@ -29,6 +29,12 @@ def _register(body: bytes, content_type: str = "application/json"):
     (json.dumps({"deviceid": "dévice", "deviceToken": GOOD_TOKEN}).encode(), "invalid_field"),
     (json.dumps({"deviceid": "d" * 129, "deviceToken": GOOD_TOKEN}).encode(), "invalid_field"),
     (json.dumps({"deviceid": "d1", "deviceToken": "t" * 513}).encode(), "invalid_field"),
+    # The token travels in an HTTP header: printable ASCII without spaces, or it could never authenticate.
+    (json.dumps({"deviceid": "d1", "deviceToken": "t" * 20 + " " + "t" * 20}).encode(), "invalid_field"),
+    (json.dumps({"deviceid": "d1", "deviceToken": "t" * 40 + "\U0001f511"}).encode(), "invalid_field"),
+    (json.dumps({"deviceid": "d1", "deviceToken": "t" * 40 + "\u00e9"}).encode(), "invalid_field"),
+    (json.dumps({"deviceid": "d1", "deviceToken": "t" * 40 + "\t"}).encode(), "invalid_field"),
+    (json.dumps({"deviceid": "d1", "deviceToken": "t" * 40 + "\x7f"}).encode(), "invalid_field"),
 ])
 def test_register_rejects_bad_input_with_400(body, message):
     status, result = _register(body)

@@ -63,3 +63,14 @@ def test_deny_wins_over_allow():
     assert is_allowed(ipaddress.ip_address("10.2.2.3"), allow, deny)
     assert not is_allowed(ipaddress.ip_address("10.1.2.3"), (), deny)
     assert is_allowed(None, (), deny)
+
+
+def test_rate_limit_keys_aggregate_ipv6_per_prefix_and_keep_ipv4_and_unknown():
+    from shared_code.platform.client_address import rate_limit_key
+
+    assert rate_limit_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64) == "2001:db8:1:2::/64"
+    assert rate_limit_key("2001:db8:1:2::1", 64) == rate_limit_key("2001:db8:1:2:ffff::9", 64)
+    assert rate_limit_key("2001:db8:1:3::1", 64) != rate_limit_key("2001:db8:1:2::1", 64)
+    assert rate_limit_key("2001:db8::1", 128) == "2001:db8::1/128"
+    assert rate_limit_key("203.0.113.7", 64) == "203.0.113.7"
+    assert rate_limit_key("unknown", 64) == "unknown"

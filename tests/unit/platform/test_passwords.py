@@ -50,3 +50,21 @@ def test_a_different_pepper_invalidates_every_hash(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PASSWORD_PEPPER", base64.b64encode(os.urandom(32)).decode())
     config.reset_settings()
     assert not verify_password("pepper-bound-password", stored)
+
+
+@pytest.mark.parametrize("cost", ["12", "13"])
+def test_an_unknown_user_costs_the_same_bcrypt_work_as_a_wrong_password(monkeypatch, cost) -> None:
+    # CPU time of this thread, not wall time: bcrypt's work is the observable, other load is not.
+    import time
+
+    monkeypatch.setenv("BCRYPT_COST", cost)
+    config.reset_settings()
+    stored = hash_password("the real password")
+
+    def cpu_seconds(stored_hash) -> float:
+        started = time.thread_time()
+        assert not verify_password("a wrong password", stored_hash)
+        return time.thread_time() - started
+
+    unknown, wrong = cpu_seconds(None), cpu_seconds(stored)
+    assert 0.7 < unknown / wrong < 1.4, f"unknown user {unknown:.3f} s, wrong password {wrong:.3f} s at cost {cost}"

@@ -91,6 +91,15 @@ def test_purge_schedule_is_every_five_minutes_by_default_and_in_the_example():
     assert config.load_settings({**os.environ, "PURGE_SCHEDULE": ""}).purge_schedule == "0 */5 * * * *"
 
 
+def test_an_integral_json_number_is_an_integer_ttl(offline_settings):
+    from shared_code.tokens.bearer_tokens import validate_request
+
+    assert validate_request(600.0, None, None)[0] == 600  # JSON's 600.0 is 600 (RFC 8259 §6)
+    for bad in (600.5, float("inf"), 0.0, 1e300, True):
+        with pytest.raises(BadRequest):
+            validate_request(bad, None, None)
+
+
 def test_introspect_is_indexed_as_a_function_key_post():
     functions = {f.get_function_name(): f for f in indexed_functions(function_app.app)}
     trigger = functions["introspect"].get_trigger()
