@@ -46,6 +46,7 @@ BENCH_SETTINGS = {
     "LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE": "1000000",
     "LOGIN_RATE_LIMIT_PER_MINUTE": "1000000",
     "KMS_RSA_KEY_BITS": "3072",
+    "KMS_KEYS_PER_HOUR": "1000000",
     "BCRYPT_COST": "12",
 }
 MESSAGE = "m" * 200
@@ -268,11 +269,13 @@ class _Fixtures:
 def _user_session() -> tuple[str, str]:
     """A registered user and a live session, written straight to the stores (not measured)."""
     from shared_code.accounts import sessions
+    from shared_code.accounts.users import user_key
     from shared_code.platform import cosmos
     from shared_code.platform.timeutil import to_iso, utc_now
 
     email = f"bench-{secrets.token_hex(4)}@example.org"
-    cosmos.create_item(cosmos.USERS, {"id": email, "email": email, "password_hash": "x", "created_at": to_iso(utc_now())})
+    cosmos.create_item(cosmos.USERS, {"id": user_key(email), "email": email, "password_hash": "x",
+                                      "created_at": to_iso(utc_now())})
     return email, sessions.create_session(email)
 
 

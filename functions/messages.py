@@ -64,12 +64,13 @@ def gather_message(req: func.HttpRequest) -> func.HttpResponse:
         token = require_string(body, "token", max_length=access_tokens.MAX_TOKEN_CHARS, error="invalid_field")
     else:
         token = bearer_token(req.headers.get("authorization"))
-    user = protocol.authorize(token)
+    holder = protocol.sender(token)  # signature and claims; the stream's seal decides revocation
     message = protocol.validate_message(body.get("message"), max_bytes)
     if message == LOGOUT:
+        user = protocol.authorize(token)
         protocol.logout(user)
         return json_response(200, "logged_out", username=user["id"], state=protocol.GROUNDED)
-    stored = message_log.append_message(user["id"], message)
+    stored = protocol.store_message(holder, message)
     return json_response(201, "stored", id=stored.id, ts=stored.ts)
 
 

@@ -63,7 +63,8 @@ def _item(sid_hash: str, email: str, created_at: datetime, last_seen_at: datetim
 def create_session(email: str) -> str:
     """Start a session for the normalised ``email``; returns the raw session id (43 chars).
 
-    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
+    One create. If it times out and lands later, the session exists but its id never reached
+    anyone: it is unusable and dies after the idle timeout. Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     sid = random_token(SESSION_BYTES)
     now = utc_now()

@@ -44,13 +44,30 @@ def login(email: str, password: str) -> str:
 def verify_login(email: str, code: str) -> str:
     """Exchange a login ``code`` of ``email`` for a new session id (returned, 43 chars).
 
-    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``.
+    Steps (:func:`shared_code.accounts.otp.verify`), and what a caller sees if the process dies
+    or a storage call times out right after each: (1) a try counted; (2) the session created:
+    the caller got 503 and never the session id, so the session is unusable (it expires after
+    the idle timeout) and the code still works: the retry gets a new session; (3) the code
+    marked used: a retry with the same code answers ``otp_used`` (the session id of the failed
+    request is lost; log in again). Before (3) lands, a retry always succeeds.
+
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed`` / ``otp_used``.
     """
     address = normalize_email(email)
-    otp.verify(address, otp.LOGIN, code)
-    if get_user(address) is None:
-        raise Unauthorized("otp_failed", "the code is wrong, expired or already used")
-    return sessions.create_session(address)
+    started: list[str] = []
+
+    def start_session(_payload: dict) -> None:
+        if get_user(address) is None:
+            raise Unauthorized("otp_failed", "the code is wrong, expired or already used")
+        started.append(sessions.create_session(address))
+
+    try:
+        otp.verify(address, otp.LOGIN, code, complete=start_session)
+    except Unauthorized:
+        for sid in started:  # a concurrent try used the code first: this session was never handed out
+            sessions.end_session(sid)
+        raise
+    return started[0]
 
 
 def logout(sid: str | None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared_code.audit import merkle, storage
-from shared_code.audit.sequencer import TreeState, load_state
+from shared_code.audit.sequencer import TreeState, synced_state
 from shared_code.audit.storage import HASH_BYTES
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
@@ -55,7 +55,7 @@ class TreeReader:
 
 
 def _reader(size: int) -> TreeReader:
-    state = load_state()
+    state = synced_state()
     if size > state.size:
         raise BadRequest("invalid_size", f"the log has {state.size} entries")
     return TreeReader(state)
@@ -84,7 +84,7 @@ def consistency(old_size: int, new_size: int) -> list[bytes]:
 def entries(start: int, end: int, state: TreeState | None = None) -> list[tuple[int, str]]:
     """Entries ``[start, end)`` as ``(seq, canonical JSON text)``, ``end`` capped at the log's
     size. Reads from the first record of ``start``'s tile on. Raises ServiceUnavailable."""
-    state = state or load_state()
+    state = state or synced_state()
     end = min(end, state.size)
     if start >= end:
         return []
@@ -118,7 +118,7 @@ def subject_entries(subject: str, page_size: int, continuation: str | None, size
     continuation sealed for the subject (:mod:`shared_code.platform.continuation`), so no
     client-made token reaches the query. Raises :class:`BadRequest` ``invalid_continuation``,
     ServiceUnavailable."""
-    state = load_state()
+    state = synced_state()
     key = get_settings().device_token_pepper
     cosmos_continuation = unseal(key, AUDIT_CONTINUATION, subject, continuation) if continuation else None
     try:

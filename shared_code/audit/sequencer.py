@@ -6,13 +6,15 @@ The log segments (:mod:`.storage`) are the truth; everything else is derived fro
   where entry n - 1 ended, with the Append Blob position condition. Of two instances appending at
   the same offset the service takes exactly one (the other gets 412), so records never interleave
   and ``seq`` (written inside the entry) always equals the leaf index. The loser re-reads and
-  retries with the next ``seq``.
+  retries with the next ``seq``. Concurrent entries of one process share one block (group
+  commit, :func:`append`).
 - **Tree state.** Cosmos item ``audit_state/log`` = ``{size, offset, tile_offset, range}``: the
   next entry's position and the compact range of the first ``size`` leaves (O(log n) hashes), so
-  an append costs O(log n) and never rebuilds the tree. It is replaced with its etag; a lost race
-  keeps whichever state is further along (both are prefixes of the same segments). It may lag the
-  segments; whoever next reads the segments past it (an append that meets 412, the checkpoint
-  timer) folds the missing records in.
+  an append costs O(log n) and never rebuilds the tree. Each process keeps the state it last
+  folded in memory and stores it every :data:`SAVE_EVERY` entries (so an append is one storage
+  call), replaced with its etag; a lost race keeps whichever state is further along (both are
+  prefixes of the same segments). It may lag the segments; whoever next reads the segments past
+  it (an append that meets 412, a new process, the checkpoint timer) folds the missing records in.
 - **Derived writes of a fold**, done before the state moves past them, each idempotent: the
   level-0 hash tile when 256 leaves complete, each completed node of height 8, 16, … into its
   upper tile, and an ``audit_index`` item per device an entry names.
@@ -24,10 +26,11 @@ Crash (or timeout: the write may still land later) after each step of :func:`app
    the log holds a decision that did not take effect (a log entry never lacks for an effect; the
    converse is documented). The next append at that offset gets 412 and folds it in.
 2. after the append succeeded, before the fold's derived writes: the entry is durable and the
-   request succeeds; the state lags by one. The next append gets 412 at the stale offset, reads
-   the record and does the fold (tiles, index) itself.
-3. after some derived writes, before the state is replaced: as 2; the writes repeat harmlessly.
-4. after the state replace: nothing left to do.
+   request succeeds; the stored state lags (by fewer than :data:`SAVE_EVERY` entries). The next
+   append from a process without the entry in memory gets 412 at the stale offset, reads the
+   records and does the fold (tiles, index) itself.
+3. after some derived writes, before the state is stored: as 2; the writes repeat harmlessly.
+4. after the state is stored: nothing left to do.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from shared_code.audit import storage
@@ -53,6 +56,14 @@ log = logging.getLogger("trustgate.audit")
 STATE_ID = "log"
 MAX_ATTEMPTS = 64
 MAX_SAVE_ATTEMPTS = 8
+#: The tree state item is stored after every this many entries (and by every catch-up and
+#: checkpoint), so it lags the segments by fewer entries than this: a new process or another
+#: instance folds at most that many records to catch up.
+SAVE_EVERY = 16
+#: Group commit: at most this many entries, and this many bytes, in one Append Block (the
+#: service takes blocks of up to 4 MiB).
+MAX_BATCH_ENTRIES = 64
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -185,44 +196,128 @@ def catch_up(state: TreeState, save: bool = True) -> TreeState:
     except ValueError as exc:
         log.error("audit log cannot be folded: %s", exc)
         raise ServiceUnavailable(detail="the audit log is inconsistent; see the server log") from exc
-    return save_state(state) if save and (folded or state.etag is None) else state
+    behind = folded or state.etag is None or state.size > stored.size  # the stored state lags
+    return save_state(state) if save and behind else state
+
+
+@dataclass
+class _Pending:
+    """One caller's entry waiting to be appended (group commit)."""
+
+    make_entry: Callable[[int], bytes]
+    done: threading.Event = field(default_factory=threading.Event)
+    seq: int = -1
+    error: BaseException | None = None
+
+
+_queue: list[_Pending] = []
+_queue_lock = threading.Lock()
+_leading = False  # a thread is writing batches (it takes whatever is queued until none is)
 
 
 def append(make_entry: Callable[[int], bytes]) -> int:
     """Append the entry ``make_entry(seq)`` (canonical bytes for that ``seq``) as the next entry;
-    returns its ``seq`` once the record is durable. Appends of one process are serialised; those
-    of several instances are ordered by the service (position condition), retried after a re-read.
+    returns its ``seq`` once the record is durable.
+
+    **Group commit.** The entries of concurrent callers in one process go out together: the caller
+    that finds no batch being written writes batches until none is waiting; each batch takes every
+    entry queued meanwhile, numbers them, and appends their records as one Append Block (at most :data:`MAX_BATCH_ENTRIES` / :data:`MAX_BATCH_BYTES`,
+    never across a segment end), so N concurrent decisions cost one storage call, not N, and one
+    block is all or nothing: every caller of a batch returns only once its record is durable, or
+    they all get the same error. Batches of several instances are ordered by the service
+    (position condition) and retried after a re-read.
 
     Raises :class:`ServiceUnavailable` if the record could not be stored (then it is not in the
     log, or, after a timeout, it may land later: see the module doc). A failure of the fold after
     a durable append is logged, not raised: the entry is in the log and the next append repairs.
     """
+    global _leading
+    mine = _Pending(make_entry)
+    with _queue_lock:
+        _queue.append(mine)
+        lead = not _leading
+        _leading = True
+    if lead:  # no batch is being written: write them until none is waiting
+        with _lock:
+            while True:
+                with _queue_lock:
+                    batch = _queue[:MAX_BATCH_ENTRIES]
+                    del _queue[:MAX_BATCH_ENTRIES]
+                    if not batch:
+                        _leading = False
+                        break
+                _commit(batch)
+    mine.done.wait()
+    if mine.error is not None:
+        raise mine.error
+    return mine.seq
+
+
+def _commit(batch: list[_Pending]) -> None:
+    """Append ``batch`` in as few blocks as its segment allows, settling every caller in it."""
+    while batch:
+        try:
+            taken = _append_block(batch)
+        except BaseException as exc:  # settle every caller of the failed block, then go on
+            for pending in batch:
+                pending.error = exc
+                pending.done.set()
+            return
+        for pending in batch[:taken]:
+            pending.done.set()
+        batch = batch[taken:]
+
+
+def _append_block(batch: list[_Pending]) -> int:
+    """Append the first entries of ``batch`` as one block; returns how many (each one's ``seq``
+    set). Called with the append turn held."""
     global _cached
-    with _lock:
-        state = _cached.copy() if _cached else load_state()
-        for attempt in range(MAX_ATTEMPTS):
-            seq = state.size
-            entry = make_entry(seq)
+    state = _cached.copy() if _cached else load_state()
+    caught_up = False  # other writers' records were folded in: store the state now
+    for attempt in range(MAX_ATTEMPTS):
+        first = state.size
+        room = storage.SEGMENT_ENTRIES - first % storage.SEGMENT_ENTRIES
+        entries: list[bytes] = []
+        records: list[bytes] = []
+        size = 0
+        for offset, pending in enumerate(batch[:room]):
+            entry = pending.make_entry(first + offset)
             record = encode_record(entry)
-            segment = storage.log_segment(seq // storage.SEGMENT_ENTRIES)
-            try:
-                storage.append_at(segment, record, state.offset)
-            except PositionTaken:
-                # Ours, if an earlier try of this very block landed (a lost answer, SDK retry).
-                if storage.read_bytes(segment, state.offset, len(record)) != record:
-                    # Another writer's record: move to the true end and retry at once (the winners
-                    # store the state; a short random pause spreads a crowd of losers).
-                    _cached = None
-                    state = catch_up(state, save=False)
-                    time.sleep(random.uniform(0, 0.002 * attempt))
-                    continue
-            _cached = None
-            try:
-                _fold(state, seq, state.offset + len(record) if (seq + 1) % storage.SEGMENT_ENTRIES else 0, entry)
-                _cached = save_state(state)
-            except (ServiceUnavailable, ValueError) as exc:
-                log.warning("audit entry %d is stored; folding it failed (%s), the next append repairs", seq, exc)
-            return seq
+            if records and size + len(record) > MAX_BATCH_BYTES:
+                break
+            entries.append(entry)
+            records.append(record)
+            size += len(record)
+        block = b"".join(records)
+        segment = storage.log_segment(first // storage.SEGMENT_ENTRIES)
+        try:
+            storage.append_at(segment, block, state.offset)
+        except PositionTaken:
+            # Ours, if an earlier try of this very block landed (a lost answer, SDK retry).
+            if storage.read_bytes(segment, state.offset, len(block)) != block:
+                # Another writer's record: move to the true end and retry at once (the winners
+                # store the state; a short random pause spreads a crowd of losers).
+                _cached = None
+                state, caught_up = catch_up(state, save=False), True
+                time.sleep(random.uniform(0, 0.002 * attempt))
+                continue
+        _cached = None
+        for index, pending in enumerate(batch[:len(entries)]):
+            pending.seq = first + index
+        try:
+            offset = state.offset
+            for index, (entry, record) in enumerate(zip(entries, records)):
+                seq = first + index
+                offset += len(record)
+                _fold(state, seq, offset if (seq + 1) % storage.SEGMENT_ENTRIES else 0, entry)
+            # The segments are the truth and the state may lag them (module docstring), so it
+            # is stored every SAVE_EVERY entries, not per entry: one storage call per block.
+            due = caught_up or state.etag is None or state.size // SAVE_EVERY > first // SAVE_EVERY
+            _cached = save_state(state) if due else state
+        except (ServiceUnavailable, ValueError) as exc:
+            log.warning("audit entries %d-%d are stored; folding failed (%s), the next append repairs",
+                        first, first + len(entries) - 1, exc)
+        return len(entries)
     raise ServiceUnavailable(detail="the audit log is busy, try again")
 
 

@@ -1,8 +1,8 @@
 """Device file uploads: signature-authorised upload, listing, and digest verification.
 
-Blob ``{UPLOADS_CONTAINER}/{deviceid}/{file_id}`` holds the bytes (server-generated name; the
-client's file name is only metadata). A record in container ``files`` (partition
-``/deviceid``, id ``file_id``)::
+Blob ``{UPLOADS_CONTAINER}/{deviceid}/{file_id}`` holds the bytes (server-generated name, derived
+from the upload's challenge by :func:`upload_file_id`; the client's file name is only metadata).
+A record in container ``files`` (partition ``/deviceid``, id ``file_id``)::
 
     {"id": file_id, "deviceid", "blob_name", "name", "size": bytes, "content_type",
      "sha256": hex, "status": "uploaded" | "verified" | "digest_mismatch",
@@ -16,25 +16,24 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import ContentSettings
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings
 
 from shared_code.devices import challenges, gates, proofs
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.continuation import seal, unseal
-from shared_code.platform.crypto import UnusableKey, load_device_public_key, sha256_stream
+from shared_code.platform.crypto import UnusableKey, load_device_public_key, sha256_hex, sha256_stream
 from shared_code.platform.errors import (
     BadRequest,
     Forbidden,
     PayloadTooLarge,
-    ServiceUnavailable,
+    Unauthorized,
 )
 from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
@@ -101,19 +100,32 @@ def store_upload(
     signature_b64: str,
     claimed_key_pem: str | None,
 ) -> dict[str, Any]:
-    """Check the device's signature over the file and store it; returns the new file record.
+    """Check the device's signature over the file and store it; returns the file record.
 
-    Order: the upload gates (:mod:`shared_code.devices.gates`: attested, recent Play Integrity
+    Checks: the upload gates (:mod:`shared_code.devices.gates`: attested, recent Play Integrity
     verdict) → size and type → proof over ``upload:{challenge}:{sha256}``
-    (:mod:`shared_code.devices.proofs`) →
-    consume the challenge (single use, race-safe) → conditional blob create → record create.
-    If the record cannot be written the blob is deleted again, so a storage fault leaves
-    neither a blob nor a record behind.
+    (:mod:`shared_code.devices.proofs`). The file id derives from the challenge
+    (:func:`upload_file_id`), so one signed request always names one blob and one record.
+
+    Steps, and what the caller sees if the process dies or the storage call times out right
+    after each (a retry of the *same* signed request continues where it stopped, answers 200 with
+    the same file and never stores it twice):
+
+    1. claim the challenge for this upload (``upload:{sha256}``): nothing is stored; the
+       challenge now serves only this request;
+    2. conditional blob create: the bytes are stored but not listed; the blob trigger records
+       and lists them (the upload completes on its own), or the retry does;
+    3. the file record: the upload is listed (if this create lands after a timeout, the caller
+       got 503 and the file is there);
+    4. delete the challenge (best effort: a claimed challenge is useless for anything else).
+
+    Nothing is ever deleted again, so a listed record always has its blob.
 
     Raises :class:`Forbidden` ``device_not_attested`` / ``integrity_required`` / ``public_key_mismatch`` (403),
     :class:`PayloadTooLarge` (413), :class:`BadRequest` ``file_type_not_allowed`` /
     ``invalid_signature_encoding`` / ``unusable_key`` (400), :class:`Unauthorized` ``invalid_signature`` /
-    ``invalid_challenge`` (401), :class:`ServiceUnavailable` (503).
+    ``invalid_challenge`` (401; also when the challenge was claimed by another upload or action),
+    :class:`ServiceUnavailable` (503).
     """
     settings = get_settings()
     gates.require_upload_allowed(device)
@@ -122,28 +134,65 @@ def store_upload(
     content_type = (incoming.content_type or "application/octet-stream").lower()
     if content_type not in settings.allowed_content_types:
         raise BadRequest("file_type_not_allowed", f"content type {content_type!r} is not accepted")
-    sha256_hex, size = _measure(incoming.stream)
+    digest, size = _measure(incoming.stream)
     if size > settings.max_upload_bytes:
         raise PayloadTooLarge("file_too_large", f"files may be at most {settings.max_upload_bytes} bytes")
-    device = proofs.verify_request_proof(device, upload_message(challenge, sha256_hex), signature_b64, "signed_challenge")
-    challenges.consume_challenge(device["id"], challenge)
+    device = proofs.verify_request_proof(device, upload_message(challenge, digest), signature_b64, "signed_challenge")
 
-    file_id = uuid.uuid4().hex
-    record = _file_record(device["id"], file_id, clean_filename(incoming.filename), size, content_type,
-                          sha256_hex, "uploaded", to_iso(utc_now()))
-    _write_blob(record, incoming.stream)
+    record = _file_record(device["id"], upload_file_id(device["id"], challenge), clean_filename(incoming.filename),
+                          size, content_type, digest, "uploaded", to_iso(utc_now()))
     try:
-        created = cosmos.create_item(cosmos.FILES, record)
-    except cosmos.AlreadyExists:
-        created = record  # the blob trigger recorded it first; its record is authoritative
-    except ServiceUnavailable:
-        _delete_blob(record["blob_name"])
-        raise
-    log.info("file uploaded: device=%s file=%s size=%d", device["id"], file_id, size)
+        claimed = challenges.claim_challenge(device["id"], challenge, f"{UPLOAD_PREFIX}{digest}")
+    except Unauthorized:
+        stored = _stored_upload(record)  # the challenge is gone: was it this very upload, completed?
+        if stored is None:
+            raise
+        return stored
+    _write_blob(record, incoming.stream)
+    created = _create_record(record)
+    challenges.finish(claimed)
+    log.info("file uploaded: device=%s file=%s size=%d", device["id"], record["id"], size)
     return created
 
 
+def upload_file_id(deviceid: str, challenge: str) -> str:
+    """The file id of the upload authorised by ``challenge``: 32 hex of SHA-256 of
+    ``upload-file:{deviceid}:{challenge}`` (the challenge is random, so ids are unpredictable and unique)."""
+    return sha256_hex(f"upload-file:{deviceid}:{challenge}")[:32]
+
+
+def _create_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Create the file record; when it exists (the blob trigger, or an earlier try of this
+    request, wrote it first) the stored one is authoritative."""
+    try:
+        return cosmos.create_item(cosmos.FILES, record)
+    except cosmos.AlreadyExists:
+        return cosmos.read_item(cosmos.FILES, record["id"], record["deviceid"]) or record
+
+
+def _stored_upload(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of an earlier try of this exact upload (same file id and digest) whose challenge
+    is already used up, completing it when only its blob was stored; ``None`` if there was none."""
+    existing = cosmos.read_item(cosmos.FILES, record["id"], record["deviceid"])
+    if existing is not None:
+        return existing if existing["sha256"] == record["sha256"] else None
+    with blobs.storage_errors("blob read"):
+        try:
+            properties = _uploads().get_blob_client(record["blob_name"]).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+    if (properties.metadata or {}).get("sha256") != record["sha256"]:
+        return None
+    return _create_record(record)
+
+
+def _uploads() -> ContainerClient:
+    return blobs.container_client(get_settings().uploads_container)
+
+
 def _write_blob(record: dict[str, Any], stream: BinaryIO) -> None:
+    """Create the blob of ``record`` (never overwriting). An existing blob with the same digest is
+    this upload's own earlier try (or the SDK's retry after a lost answer): done."""
     metadata = {
         "deviceid": record["deviceid"],
         "file_id": record["id"],
@@ -152,24 +201,17 @@ def _write_blob(record: dict[str, Any], stream: BinaryIO) -> None:
         "uploaded_at": record["uploaded_at"],
     }
     with blobs.storage_errors("blob upload"):
-        client = blobs.container_client(get_settings().uploads_container)
+        client = _uploads().get_blob_client(record["blob_name"])
         try:
             # Block blob: staged blocks become visible only at the final commit, so a failure
             # part-way leaves no partial blob. overwrite=False makes the create conditional.
             client.upload_blob(
-                record["blob_name"], stream, length=record["size"], overwrite=False, metadata=metadata,
+                stream, length=record["size"], overwrite=False, metadata=metadata,
                 content_settings=ContentSettings(content_type=record["content_type"]), max_concurrency=4,
             )
         except ResourceExistsError:
-            raise ServiceUnavailable(detail="blob name collision, retry the upload") from None
-
-
-def _delete_blob(blob_name: str) -> None:
-    try:
-        with blobs.storage_errors("blob cleanup"):
-            blobs.container_client(get_settings().uploads_container).delete_blob(blob_name)
-    except ServiceUnavailable:
-        log.error("could not remove blob %s after a failed record write", blob_name)
+            if (client.get_blob_properties().metadata or {}).get("sha256") != record["sha256"]:
+                raise Unauthorized("invalid_challenge", "the challenge was used for another upload") from None
 
 
 def list_files(deviceid: str, page_size: int, continuation: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -230,12 +272,12 @@ def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, s
     deviceid, _, file_id = blob_name.rpartition("/")
     if not deviceid or not file_id:
         raise ValueError(f"unexpected blob name {blob_name!r}")
-    sha256_hex, size = sha256_stream(stream)
+    digest, size = sha256_stream(stream)
     declared = metadata.get("sha256")
     record = _file_record(
         deviceid, file_id, unquote(metadata.get("original_name", "")) or "unnamed", size,
-        content_type or "application/octet-stream", sha256_hex,
-        "verified" if declared == sha256_hex else "digest_mismatch",
+        content_type or "application/octet-stream", digest,
+        "verified" if declared == digest else "digest_mismatch",
         metadata.get("uploaded_at") or to_iso(utc_now()), verified_at=to_iso(utc_now()),
     )
     if record["status"] == "digest_mismatch":

@@ -29,7 +29,7 @@ from shared_code.audit import trail
 from shared_code.devices import challenges
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
-from shared_code.platform.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches
+from shared_code.platform.crypto import DevicePublicKey, keyed_hash, keyed_hash_matches, sha256_hex
 from shared_code.platform.errors import Conflict, Forbidden, ServiceUnavailable, Unauthorized
 from shared_code.platform.timeutil import to_iso, utc_now
 
@@ -60,28 +60,43 @@ def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
 
     Atomic create on the id: of N concurrent registrations of one id exactly one succeeds.
     Audited (``device_registered``) before the record is created; an id already taken is refused
-    without an entry. Raises :class:`Conflict` ``device_exists`` when the id is taken,
-    :class:`ServiceUnavailable` when the audit log or Cosmos DB is down (then no device exists;
-    a log entry may, see :mod:`shared_code.audit.trail`). A registration that loses the race to a
-    concurrent one for the same id after its entry was written answers 409 like any other.
+    without an entry. Raises :class:`Conflict` ``device_exists`` when the id is taken under
+    another token, :class:`ServiceUnavailable` when the audit log or Cosmos DB is down (then no
+    device exists; a log entry may, see :mod:`shared_code.audit.trail`). A registration that
+    loses the race to a concurrent one for the same id after its entry was written answers 409
+    like any other.
+
+    If the create times out and lands later the caller got 503 and the device is registered; a
+    retry with the same ``device_token`` finds its own registration and answers it again without
+    a new entry (so does any repeat with that token: it changes nothing).
     """
+    pepper = get_settings().device_token_pepper
     record = {
         "id": deviceid,
-        "token_hash": keyed_hash(get_settings().device_token_pepper, device_token),
+        "token_hash": keyed_hash(pepper, device_token),
         "registered_at": to_iso(utc_now()),
         "public_key": None,
         "key_type": None,
         "attested_at": None,
     }
-    if cosmos.read_item(cosmos.DEVICES, deviceid, deviceid) is not None:
-        raise Conflict("device_exists", "a device with this deviceid is already registered")
+    existing = cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
+    if existing is not None:
+        return _same_registration(existing, device_token)
     trail.record("device_registered", actor=trail.device_actor(deviceid), objects={"device": deviceid})
     try:
         created = cosmos.create_item(cosmos.DEVICES, record)
     except cosmos.AlreadyExists:
-        raise Conflict("device_exists", "a device with this deviceid is already registered") from None
+        return _same_registration(cosmos.read_item(cosmos.DEVICES, deviceid, deviceid), device_token)
     log.info("device registered: %s", deviceid)
     return created
+
+
+def _same_registration(existing: dict[str, Any] | None, device_token: str) -> dict[str, Any]:
+    """``existing`` if it was registered with ``device_token`` (a repeat of that registration);
+    else :class:`Conflict` ``device_exists``."""
+    if existing is not None and keyed_hash_matches(get_settings().device_token_pepper, device_token, existing["token_hash"]):
+        return existing
+    raise Conflict("device_exists", "a device with this deviceid is already registered")
 
 
 def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, Any]:
@@ -110,17 +125,25 @@ def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, An
 def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, signature: bytes) -> dict[str, Any]:
     """Bind ``key`` to ``device`` after it proved possession by signing ``attest:{challenge}``.
 
-    Idempotent for the same key. Raises :class:`Unauthorized` ``invalid_signature`` /
-    ``invalid_challenge`` (401), and :class:`Conflict` ``already_attested`` (409) when the
-    device is bound to another key (also when a concurrent attestation with another key won).
+    Idempotent for the same key. Steps, and what a caller sees if the process dies or the storage
+    call times out right after each: (1) claim the challenge for this key: nothing changed, the
+    challenge serves only this attestation; then the audit entry (``device_attested``; a retry
+    writes another, see :mod:`shared_code.audit.trail`); (2) the device record's replace on its etag: the
+    key is bound (also when this lands after a timeout: the caller got 503, a retry of the same
+    request answers 200); (3) delete the challenge (best effort). A retry of the same request
+    continues where it stopped.
+
+    Raises :class:`Unauthorized` ``invalid_signature`` / ``invalid_challenge`` (401), and
+    :class:`Conflict` ``already_attested`` (409) when the device is bound to another key (also
+    when a concurrent attestation with another key won).
     """
     if not key.verify(signature, attestation_message(challenge)):
         raise Unauthorized("invalid_signature", "the signature does not verify with public_key")
-    if device.get("public_key") and device["public_key"] != key.pem:
-        raise Conflict("already_attested", "the device is already attested with another key")
-    challenges.consume_challenge(device["id"], challenge)
     if device.get("public_key") == key.pem:
-        return device
+        return device  # done before (a retry of this request, or the same key again): nothing to change
+    if device.get("public_key"):
+        raise Conflict("already_attested", "the device is already attested with another key")
+    claimed = challenges.claim_challenge(device["id"], challenge, ATTEST_PREFIX + sha256_hex(key.pem))
     updated = {**device, "public_key": key.pem, "key_type": key.key_type, "attested_at": to_iso(utc_now()),
                "trust_level": "software", "attestation": {"format": "key"}}
     trail.record("device_attested", actor=trail.device_actor(device["id"]),
@@ -130,9 +153,10 @@ def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, 
         stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
     except cosmos.EtagMismatch:
         current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"])
-        if current and current.get("public_key") == key.pem:
-            return current
-        raise Conflict("already_attested", "the device is already attested with another key") from None
+        if current is None or current.get("public_key") != key.pem:
+            raise Conflict("already_attested", "the device is already attested with another key") from None
+        stored = current
+    challenges.finish(claimed)
     log.info("device attested: %s (%s)", device["id"], key.key_type)
     return stored
 

@@ -6,17 +6,19 @@ public key, ``encrypted_aes_initial_vector`` the 96-bit GCM nonce.
 
 Blob ``{ENCRYPTED_FILES_CONTAINER}/{key_id}`` (key id: :func:`shared_code.filestore.kms.key_id`) holds the
 ciphertext bytes with the envelope as blob metadata ``encrypted_aes_key`` and
-``encrypted_aes_iv`` (base64) and ``key_version`` (the file key version whose public key wrapped
-the data key; absent on blobs stored before versions existed: 1), written in one conditional create
-(``If-None-Match: *``) so a second upload can never overwrite the first. Replacing a stored file
-(after a key rotation: :mod:`shared_code.filestore.key_service`) is one conditional write on the
-etag the owner downloaded (``If-Match``). Who may read is decided by the KMS: the key's owner and
-its grantees, checked on every request.
+``encrypted_aes_iv`` (base64), ``key_generation`` (the KMS key it was sealed for; a blob of another
+generation is never served), ``key_version`` (the file key version whose public key wrapped the
+data key; absent on blobs stored before versions existed: 1) and ``upload_id``, written in one
+conditional create (``If-None-Match: *``) so a second upload can never overwrite the first.
+Replacing a stored file (after a key rotation: :mod:`shared_code.filestore.key_service`) is one
+conditional write on the etag the owner downloaded (``If-Match``). Who may read is decided by the
+KMS: the key's owner and its grantees, checked on every request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -26,7 +28,15 @@ from shared_code.filestore import key_versions, kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import b64decode_strict, b64encode_text, random_token
-from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed
+from shared_code.platform.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+)
 
 IV_BYTES = 12
 GCM_TAG_BYTES = 16
@@ -102,8 +112,12 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
     owner downloaded) the stored file is replaced only if it is still that one: one conditional
     write, so if it times out and lands later the caller got 503 and the file is replaced (a retry
     with the same etag answers 412 and a download shows the new version); two racing replaces
-    cannot both land. The blob names a random id of this request (``upload_id``), so when the
-    SDK's own retry of the write meets the blob its first try wrote, the replace succeeds.
+    cannot both land. When the SDK's own retry of either write meets the blob its first try wrote,
+    the request's id (``upload_id``) tells, and the upload succeeds.
+
+    One step either way, a conditional blob write whose metadata names the key's generation, its
+    version and a random id of this request. A create that times out and lands later: the caller
+    got 503 and the file is stored; a retry answers ``409 file_exists`` (download it to compare).
 
     Raises :class:`Forbidden` ``permission_denied`` when ``email`` does not own the file's KMS
     key, :class:`BadRequest` ``invalid_field`` when ``encrypted_aes_key`` is not the size of
@@ -124,7 +138,7 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
     upload_id = random_token(16)
     metadata = {"encrypted_aes_key": b64encode_text(envelope.encrypted_aes_key),
                 "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector),
-                "key_version": str(current), "upload_id": upload_id}
+                "key_generation": key.get("generation") or "", "key_version": str(current), "upload_id": upload_id}
     condition = {"overwrite": False} if if_match is None else \
         {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
     blob = _blob(file_name)
@@ -132,26 +146,29 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
         try:
             written = blob.upload_blob(envelope.encrypted_data, metadata=metadata, **condition,
                                        content_settings=ContentSettings(content_type="application/octet-stream"))
+            return current, written["etag"]
         except ResourceExistsError:
-            raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
+            refusal: AppError = Conflict("file_exists", "this file was uploaded before; it cannot be overwritten")
         except (ResourceModifiedError, ResourceNotFoundError):
-            # The SDK retries a write whose answer was lost; its retry then meets the blob the first
-            # try wrote. The request's random id tells that apart from someone else's change.
-            properties = _properties(blob)
-            if properties is None or (properties.metadata or {}).get("upload_id") != upload_id:
-                raise PreconditionFailed(detail="the stored file changed since it was downloaded (or is gone): download it again") from None
-            return current, properties.etag
-    return current, written["etag"]
+            refusal = PreconditionFailed(detail="the stored file changed since it was downloaded (or is gone): download it again")
+        # The SDK retries a write whose answer was lost; its retry then meets the blob the first
+        # try wrote. The request's random id tells that apart from another upload.
+        properties = _properties(blob)
+    if properties is None or (properties.metadata or {}).get("upload_id") != upload_id:
+        raise refusal
+    return current, properties.etag
 
 
 def fetch(email: str, file_name: str) -> StoredFile:
     """The stored envelope of ``file_name`` for its owner or a grantee, with its key version and etag.
 
-    Raises :class:`NotFound` ``file_not_found`` when there is no such file *or* the caller may
-    not read it (same answer), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
+    Only a blob stored under the current key (same generation) counts. Raises
+    :class:`NotFound` ``file_not_found`` when there is no such file *or* the caller may not read
+    it (same answer), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
     """
     not_found = NotFound("file_not_found", "no such file is available to you")
-    if not kms.has_access(email, file_name):
+    key = kms.key_for(email, file_name)
+    if key is None:
         raise not_found
     with blobs.storage_errors("encrypted download"):
         try:
@@ -160,16 +177,22 @@ def fetch(email: str, file_name: str) -> StoredFile:
         except ResourceNotFoundError:
             raise not_found from None
     metadata = downloader.properties.metadata or {}
+    if metadata.get("key_generation", "") != (key.get("generation") or ""):  # "": items of older code
+        raise not_found
     envelope = Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
     return StoredFile(envelope, _key_version(metadata), downloader.properties.etag)
 
 
-def stored_key_version(file_name: str) -> int | None:
-    """The key version the stored file of ``file_name`` was sealed under, ``None`` when nothing is
-    stored (one properties read). Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
+def stored_key_version(key: dict[str, Any]) -> int | None:
+    """The key version the stored file of key item ``key`` was sealed under, ``None`` when nothing
+    is stored under that key (a blob of another generation counts as nothing, as for downloads).
+    One properties read. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
     with blobs.storage_errors("encrypted file properties"):
-        properties = _properties(_blob(file_name))
-    return None if properties is None else _key_version(properties.metadata or {})
+        properties = _properties(_blob(key["file_name"]))
+    metadata = (properties.metadata or {}) if properties is not None else None
+    if metadata is None or metadata.get("key_generation", "") != (key.get("generation") or ""):
+        return None
+    return _key_version(metadata)
 
 
 def _properties(blob: BlobClient) -> BlobProperties | None:

@@ -166,7 +166,7 @@ def retire(owner: str, file_name: str, min_version: int, client_address: str | N
     :class:`Conflict` ``envelope_uses_older_version``, ``ConfigError``, :class:`ServiceUnavailable`.
     """
     item = _owned(owner, file_name)
-    stored = datastore.stored_key_version(file_name)
+    stored = datastore.stored_key_version(item)
     for _ in range(MAX_WRITE_RACES):
         live = versions(item)
         if min_version > live[0].version:

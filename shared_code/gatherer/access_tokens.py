@@ -3,7 +3,8 @@
 A token's claims::
 
     {"sub": username, "iat": issued (s since epoch), "exp": iat + JWT_TTL_SECONDS,
-     "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "jti": 128 random bits (base64url)}
+     "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "jti": 128 random bits (base64url),
+     "gen": the user's authentication generation (int >= 1; names the token's message stream)}
 
 The key is ``JWT_SECRET``: at least 256 bits, as RFC 7518 §3.2 requires for HS256 (a Key Vault
 reference in Azure). Verification pins the algorithm to HS256, so ``alg: none`` and any other
@@ -25,7 +26,7 @@ from shared_code.platform.errors import Unauthorized
 from shared_code.platform.timeutil import utc_now
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud", "jti")
+REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud", "jti", "gen")
 MAX_TOKEN_CHARS = 4096
 JTI_BYTES = 16
 _CHALLENGE = 'Bearer realm="trustgate"'
@@ -46,8 +47,9 @@ def invalid_token(message: str, detail: str) -> Unauthorized:
     return Unauthorized(message, detail, headers={"WWW-Authenticate": _CHALLENGE + error})
 
 
-def issue_token(username: str) -> IssuedToken:
-    """Sign a new access token for ``username`` valid for ``JWT_TTL_SECONDS`` from now.
+def issue_token(username: str, generation: int) -> IssuedToken:
+    """Sign a new access token for ``username``'s authentication ``generation`` (>= 1), valid for
+    ``JWT_TTL_SECONDS`` from now.
 
     Raises :class:`~shared_code.platform.config.ConfigError` when ``JWT_SECRET`` is missing or short.
     """
@@ -62,6 +64,7 @@ def issue_token(username: str) -> IssuedToken:
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "jti": jti,
+        "gen": generation,
     }
     token = jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
     return IssuedToken(token=token, jti=jti, expires_at=expires_at)
@@ -92,7 +95,9 @@ def verify_token(token: str | None) -> dict:
         raise invalid_token("invalid_token", "the access token has expired: authenticate again") from None
     except jwt.InvalidTokenError as exc:
         raise invalid_token("invalid_token", f"the access token is not valid ({exc.__class__.__name__})") from None
-    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+    generation = claims.get("gen")
+    if (not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str)
+            or isinstance(generation, bool) or not isinstance(generation, int) or generation < 1):
         raise invalid_token("invalid_token", "the access token is not valid (claims)")
     return claims
 

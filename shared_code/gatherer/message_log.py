@@ -2,17 +2,29 @@
 
 Each message is one line ``{"ts", "user", "message", "id"}`` (``json.dumps`` escapes newlines,
 quotes and control characters, so a message can never break the line structure), appended as
-one block to the blob ``{user}/{YYYY-MM-DD}/{seq:06d}.jsonl`` of container ``MESSAGES_CONTAINER``.
-Append Block is atomic on the service, so concurrent requests need no lock and each line lands
-whole, once. The SDK is told not to retry an append whose request may have reached the service
-(read timeouts, 5xx), since a retry after a lost response would write the line twice; such a
-failure is a 503 and the caller decides.
+one block to the blob ``{user}/{generation:08d}/{YYYY-MM-DD}/{seq:06d}.jsonl`` of container
+``MESSAGES_CONTAINER``, where ``generation`` numbers the user's authentications (one access token
+each, :mod:`shared_code.gatherer.protocol`). Append Block is atomic on the service, so concurrent
+requests need no lock and each line lands whole, once. The SDK is told not to retry an append
+whose request may have reached the service (read timeouts, 5xx), since a retry after a lost
+response would write the line twice; such a failure is a 503 and the caller decides.
+
+**Revocation by sealing.** A token's messages go only to its generation's blobs, and revoking the
+token (logout, a new AUTHENTICATE) seals them (Seal Append Blob): the service itself then refuses
+every further Append Block (``409 BlobIsSealed``), atomically, on every instance, so an append
+needs no read of the user's state and no append can land after the revocation is acknowledged.
+The one blob a revoked token could still reach is one it creates itself (a new day, a rollover):
+:func:`append_message` asks its caller to confirm the token is still live after creating a blob
+and before writing to it, and seals the blob when it is not; :func:`seal_generation` lists the
+generation's blobs, so it seals every blob created before the revocation was recorded (see
+:func:`shared_code.gatherer.protocol.logout` for the order of the steps).
 
 An append blob takes at most 50,000 blocks (Azure Storage limits). A writer moves to the next
 ``seq`` once a response reports :data:`ROLLOVER_BLOCKS` committed blocks, and also when the
-service refuses with ``BlockCountExceedsLimit``. Names sort by user, day, then ``seq``, so listing
-a user's prefix gives one ordered stream: the order in which the service committed the blocks
-(concurrent messages have no other order).
+service refuses with ``BlockCountExceedsLimit``. Names sort by user, generation, day, then ``seq``,
+so listing a user's prefix gives one ordered stream: a user's tokens follow one another, and
+within one the order in which the service committed the blocks (concurrent messages have no
+other order).
 """
 
 from __future__ import annotations
@@ -24,14 +36,14 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobType, ContainerClient, ContentSettings
 
 from shared_code.platform import blobs
-from shared_code.platform.continuation import seal, unseal
 from shared_code.platform.config import get_settings
+from shared_code.platform.continuation import seal, unseal
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.timeutil import to_iso, utc_now
 
@@ -43,11 +55,16 @@ SERVICE_BLOCK_LIMIT = 50_000
 ROLLOVER_BLOCKS = 49_000
 READ_WINDOW_BYTES = 1024 * 1024
 CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
-_NAME = re.compile(r"(?P<user>[A-Za-z0-9._-]{1,32})/(?P<day>\d{4}-\d{2}-\d{2})/(?P<seq>\d{6})\.jsonl")
+_NAME = re.compile(
+    r"(?P<user>[A-Za-z0-9._-]{1,32})/(?P<generation>\d{8})/(?P<day>\d{4}-\d{2}-\d{2})/(?P<seq>\d{6})\.jsonl")
 _MAX_CACHED = 10_000
 
 _lock = threading.Lock()
-_current_seq: dict[tuple[str, str], int] = {}
+_current_seq: dict[tuple[str, int, str], int] = {}
+
+
+class StreamSealed(Exception):
+    """The token's stream is sealed: the token was revoked (logout or a newer AUTHENTICATE)."""
 
 
 @dataclass(frozen=True)
@@ -59,38 +76,46 @@ class StoredMessage:
     blob_name: str
 
 
-def blob_name(user: str, day: str, seq: int) -> str:
-    """The blob holding ``user``'s messages of ``day`` (``YYYY-MM-DD``), part ``seq`` (from 0)."""
-    return f"{user}/{day}/{seq:06d}.jsonl"
+def generation_prefix(user: str, generation: int) -> str:
+    """The blob name prefix of ``user``'s stream under authentication ``generation`` (>= 1)."""
+    return f"{user}/{generation:08d}/"
+
+
+def blob_name(user: str, generation: int, day: str, seq: int) -> str:
+    """The blob holding ``user``'s messages sent with generation ``generation``'s token on ``day``
+    (``YYYY-MM-DD``), part ``seq`` (from 0)."""
+    return f"{generation_prefix(user, generation)}{day}/{seq:06d}.jsonl"
 
 
 def _container() -> ContainerClient:
     return blobs.container_client(get_settings().messages_container)
 
 
-def _first_seq(user: str, day: str) -> int:
-    """The highest existing part of ``user``/``day`` (0 if none), for a process that has not written yet."""
-    names = [b.name for b in _container().list_blobs(name_starts_with=f"{user}/{day}/")]
+def _first_seq(user: str, generation: int, day: str) -> int:
+    """The highest existing part of the day's stream (0 if none), for a process that has not written yet."""
+    names = [b.name for b in _container().list_blobs(name_starts_with=f"{generation_prefix(user, generation)}{day}/")]
     seqs = [int(m["seq"]) for m in map(_NAME.fullmatch, names) if m]
     return max(seqs, default=0)
 
 
-def _seq_for(user: str, day: str) -> int:
+def _seq_for(user: str, generation: int, day: str) -> int:
+    key = (user, generation, day)
     with _lock:
-        seq = _current_seq.get((user, day))
+        seq = _current_seq.get(key)
     if seq is None:
-        seq = _first_seq(user, day)
+        seq = _first_seq(user, generation, day)
         with _lock:
             if len(_current_seq) >= _MAX_CACHED:
                 _current_seq.clear()
-            seq = max(seq, _current_seq.get((user, day), 0))
-            _current_seq[(user, day)] = seq
+            seq = max(seq, _current_seq.get(key, 0))
+            _current_seq[key] = seq
     return seq
 
 
-def _advance(user: str, day: str, past: int) -> None:
+def _advance(user: str, generation: int, day: str, past: int) -> None:
+    key = (user, generation, day)
     with _lock:
-        _current_seq[(user, day)] = max(_current_seq.get((user, day), 0), past + 1)
+        _current_seq[key] = max(_current_seq.get(key, 0), past + 1)
 
 
 def encode_line(ts: str, user: str, message: str, message_id: str) -> bytes:
@@ -99,12 +124,17 @@ def encode_line(ts: str, user: str, message: str, message_id: str) -> bytes:
     return (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def append_message(user: str, message: str, now: datetime | None = None) -> StoredMessage:
-    """Append ``message`` (valid Unicode text) to ``user``'s stream; returns where it went.
+def append_message(user: str, generation: int, message: str, confirm_live: Callable[[], None],
+                   now: datetime | None = None) -> StoredMessage:
+    """Append ``message`` (valid Unicode text) to ``user``'s stream of authentication
+    ``generation``; returns where it went. One Append Block on the common path.
 
-    Creates the day's blob if needed (create-if-not-exists, so racing creators don't truncate
-    each other's lines). Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Blob
-    Storage fails; the line is then not stored, or (after a lost response) stored once.
+    When the day's blob does not exist yet it is created (create-if-not-exists, so racing
+    creators don't truncate each other's lines) and ``confirm_live()`` is called before anything
+    is written to it: it must raise when the token is no longer live, and then the new blob is
+    sealed and the error propagates. Raises :class:`StreamSealed` when the stream is sealed (the
+    token was revoked), :class:`~shared_code.platform.errors.ServiceUnavailable` when Blob Storage
+    fails (the line is then not stored, or after a lost response stored once).
     """
     moment = now or utc_now()
     ts, day = to_iso(moment), moment.strftime("%Y-%m-%d")
@@ -112,8 +142,8 @@ def append_message(user: str, message: str, now: datetime | None = None) -> Stor
     line = encode_line(ts, user, message, message_id)
     with blobs.storage_errors("message append"):
         for _attempt in range(5):
-            seq = _seq_for(user, day)
-            name = blob_name(user, day, seq)
+            seq = _seq_for(user, generation, day)
+            name = blob_name(user, generation, day, seq)
             client = _container().get_blob_client(name)
             try:
                 # Connection failures are retried (nothing reached the service); read timeouts
@@ -122,25 +152,61 @@ def append_message(user: str, message: str, now: datetime | None = None) -> Stor
             except ResourceNotFoundError as exc:
                 if exc.error_code != "BlobNotFound":
                     raise
-                _create_if_missing(client)
+                _create_confirmed(client, confirm_live)
                 continue
+            except ResourceExistsError as exc:
+                if exc.error_code == "BlobIsSealed":
+                    raise StreamSealed(name) from None
+                raise
             except HttpResponseError as exc:
                 if exc.error_code == "BlockCountExceedsLimit":
-                    _advance(user, day, seq)
+                    _advance(user, generation, day, seq)
                     continue
                 raise
             if int(result.get("blob_committed_block_count") or 0) >= ROLLOVER_BLOCKS:
-                _advance(user, day, seq)
+                _advance(user, generation, day, seq)
             return StoredMessage(id=message_id, ts=ts, blob_name=name)
     raise ServiceUnavailable(detail="the message log is busy, try again later")
 
 
-def _create_if_missing(client: Any) -> None:
+def _create_confirmed(client: Any, confirm_live: Callable[[], None]) -> None:
+    """Create the append blob if missing, then let the caller confirm the token is live; seal the
+    blob (whoever created it) when it is not, so a revoked token never writes to a new blob."""
     try:
         client.create_append_blob(if_none_match="*", content_settings=ContentSettings(content_type=CONTENT_TYPE))
     except (ResourceExistsError, HttpResponseError) as exc:
         if exc.status_code not in (409, 412):
             raise
+    try:
+        confirm_live()
+    except Exception:
+        _seal(client)
+        raise
+
+
+def _seal(client: Any) -> None:
+    try:
+        client.seal_append_blob()
+    except (ResourceExistsError, HttpResponseError) as exc:
+        if exc.error_code != "BlobIsSealed" and exc.status_code != 409:
+            raise
+
+
+def seal_generation(user: str, generation: int) -> int:
+    """Seal every blob of ``user``'s stream under ``generation`` (a revoked token's), so the
+    service refuses every further append to them; returns how many were sealed now.
+
+    Idempotent: sealed blobs are skipped, so a retry after a failure completes the job. Raises
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when Blob Storage fails part-way
+    (the blobs sealed so far stay sealed).
+    """
+    sealed = 0
+    with blobs.storage_errors("message stream seal"):
+        for listed in _container().list_blobs(name_starts_with=generation_prefix(user, generation)):
+            if listed.blob_type == BlobType.APPENDBLOB and not listed.get("is_append_blob_sealed"):
+                _seal(_container().get_blob_client(listed.name))
+                sealed += 1
+    return sealed
 
 
 # -- reading back --------------------------------------------------------------------------------

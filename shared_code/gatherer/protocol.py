@@ -4,6 +4,8 @@ A user is one item in container ``gatherer_users`` (partition ``/id``)::
 
     {"id": username, "state": "grounded" | "identified" | "authenticated",
      "password_hash": bcrypt text | None, "token_jti": jti of the one live token | None,
+     "generation": authentications so far (the live token's ``gen``), "sealed_through": every
+     generation up to this one has its message stream sealed,
      "reidentified": bool (an IDENTIFY came while Authenticated), "created_at": iso, "updated_at": iso}
 
 Transitions (anything else is refused with 409):
@@ -18,16 +20,40 @@ Transitions (anything else is refused with 409):
 
 Every transition is a conditional replace on the item's etag, so of two racing requests on one
 user at most one moves its state; the loser gets :class:`~shared_code.platform.errors.Conflict`
-``state_conflict`` and nothing changes.
+``state_conflict`` and nothing changes. Each is one write: if it times out and lands later the
+caller got 503 and the state moved (a late write decided on an older etag fails instead). A
+retried IDENTIFY answers 200; a retried AUTHENTICATE finds the user Authenticated under a token
+nobody received and answers ``not_identified``, so the client sends IDENTIFY and AUTHENTICATE
+again, which revokes that token.
+
+**Revocation.** Each AUTHENTICATE starts a new generation; its token writes only to that
+generation's message stream (:mod:`shared_code.gatherer.message_log`), so a MESSAGE needs no read
+of this item: the token's signature and claims are checked, and the append itself is refused by
+the storage service once the stream is sealed. Revoking a token (logout, a newer AUTHENTICATE) is
+three steps, each safe to stop after:
+
+1. seal the old generation's blobs: from here its token can no longer write to them (it could
+   still create a new day's blob, which checks this item first and finds the token live);
+2. the conditional replace that records the revocation (``token_jti`` changes): from here a new
+   blob of the old token is sealed by its creator, and every other request is refused;
+3. seal the old generation again: blobs its token created between 1 and 2 are sealed too.
+
+A crash or storage fault after step 1 answers 503 and leaves the token live but unable to write to
+its existing blobs; a retry completes the revocation. After step 2 the token is revoked and a
+retry of the logout answers ``token_revoked`` after sealing the generation once more (any request
+with a revoked token does), so step 3 is completed by whoever comes next. ``sealed_through`` is
+set at step 2 to the generation before the revoked one, so the next AUTHENTICATE seals the
+revoked one once more as well.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from shared_code.gatherer import access_tokens
+from shared_code.gatherer import access_tokens, message_log
 from shared_code.platform import cosmos, login_throttle
 from shared_code.platform.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
 from shared_code.platform.passwords import hash_password, verify_password
@@ -64,7 +90,7 @@ def identify(username: str) -> bool:
     """
     now = to_iso(utc_now())
     record = {"id": username, "state": IDENTIFIED, "password_hash": None, "token_jti": None,
-              "created_at": now, "updated_at": now}
+              "generation": 0, "sealed_through": 0, "created_at": now, "updated_at": now}
     try:
         cosmos.create_item(cosmos.GATHERER_USERS, record)
         log.info("gatherer user created: %s", username)
@@ -110,8 +136,13 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
     elif not verify_password(password, password_hash):
         log.info("gatherer authentication failed: %s", username)
         raise Unauthorized("invalid_credentials", "wrong username or password")
-    issued = access_tokens.issue_token(username)
-    _move(user, state=AUTHENTICATED, password_hash=password_hash, token_jti=issued.jti, reidentified=False)
+    generation = int(user.get("generation") or 0)
+    _seal_since(user)  # revocation step 1 for the previous token (see the module docstring)
+    issued = access_tokens.issue_token(username, generation + 1)
+    _move(user, state=AUTHENTICATED, password_hash=password_hash, token_jti=issued.jti, reidentified=False,
+          generation=generation + 1, sealed_through=max(0, generation - 1))
+    if generation:
+        message_log.seal_generation(username, generation)  # step 3
     return issued
 
 
@@ -123,22 +154,78 @@ def authorize(token: str | None) -> dict[str, Any]:
     replaced by a later AUTHENTICATE), and :class:`~shared_code.platform.errors.Conflict`
     ``not_authenticated`` (409) when the user's state is not Authenticated.
     """
-    claims = access_tokens.verify_token(token)
-    username = claims["sub"]
-    user = _read(username) if USERNAME_PATTERN.fullmatch(username) else None
-    if user is None or user.get("token_jti") != claims["jti"]:
-        raise access_tokens.invalid_token("token_revoked", "the access token is no longer valid: authenticate again")
+    holder = sender(token)
+    user = _read(holder.username)
+    if user is None or user.get("token_jti") != holder.jti:
+        if user is not None:  # finish the revocation of this token's stream (step 3), idempotently
+            message_log.seal_generation(holder.username, holder.generation)
+        raise _revoked()
     if user.get("state") != AUTHENTICATED:
         raise Conflict("not_authenticated", "send IDENTIFY and AUTHENTICATE again before messages")
     return user
 
 
-def logout(user: dict[str, Any]) -> None:
-    """Move an authorized ``user`` (from :func:`authorize`) back to Grounded and revoke its token.
+@dataclass(frozen=True)
+class Sender:
+    """Whom a MESSAGE's token speaks for: ``username``, authentication ``generation`` and ``jti``."""
 
-    Raises :class:`~shared_code.platform.errors.Conflict` ``state_conflict`` when a racing request won.
+    username: str
+    generation: int
+    jti: str
+
+
+def sender(token: str | None) -> Sender:
+    """The holder of a bearer ``token`` whose signature and claims are valid (no storage read).
+
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``missing_token`` / ``invalid_token``
+    (:func:`shared_code.gatherer.access_tokens.verify_token`), also for a ``sub`` that is no username.
     """
-    _move(user, state=GROUNDED, token_jti=None, reidentified=False)
+    claims = access_tokens.verify_token(token)
+    if not USERNAME_PATTERN.fullmatch(claims["sub"]):
+        raise access_tokens.invalid_token("invalid_token", "the access token is not valid (claims)")
+    return Sender(claims["sub"], claims["gen"], claims["jti"])
+
+
+def store_message(holder: Sender, message: str) -> message_log.StoredMessage:
+    """Append ``message`` for the token's ``holder``: one Append Block to its generation's stream.
+
+    Raises ``token_revoked`` (401) when the stream is sealed, or when the token turns out revoked
+    as it opens a new blob (the blob is then sealed, nothing is written),
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
+    """
+    def confirm_live() -> None:
+        user = _read(holder.username)
+        if user is None or user.get("token_jti") != holder.jti or user.get("state") != AUTHENTICATED:
+            raise _revoked()
+    try:
+        return message_log.append_message(holder.username, holder.generation, message, confirm_live)
+    except message_log.StreamSealed:
+        raise _revoked() from None
+
+
+def _revoked() -> Exception:
+    return access_tokens.invalid_token("token_revoked", "the access token is no longer valid: authenticate again")
+
+
+def _seal_since(user: dict[str, Any]) -> None:
+    """Seal every generation of ``user`` after ``sealed_through`` up to the current one."""
+    for generation in range(int(user.get("sealed_through") or 0) + 1, int(user.get("generation") or 0) + 1):
+        message_log.seal_generation(user["id"], generation)
+
+
+def logout(user: dict[str, Any]) -> None:
+    """Move an authorized ``user`` (from :func:`authorize`) back to Grounded and revoke its token,
+    in the three steps of the module docstring (seal, record, seal).
+
+    Raises :class:`~shared_code.platform.errors.Conflict` ``state_conflict`` when a racing request
+    won, :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails (see the module
+    docstring for what each prefix leaves and what a retry does).
+    """
+    generation = int(user.get("generation") or 0)
+    _seal_since(user)
+    _move(user, state=GROUNDED, token_jti=None, reidentified=False, sealed_through=max(0, generation - 1))
+    if generation:
+        message_log.seal_generation(user["id"], generation)
     log.info("gatherer user logged out: %s", user["id"])
 
 

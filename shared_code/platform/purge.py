@@ -8,8 +8,11 @@ on cosmosdb-server (no TTL) it is the only mechanism.
 
 Deletion is by whole items, in batches of :data:`BATCH_SIZE` (each batch re-queries from the
 start, so deleting never skips items behind a continuation), at most :data:`MAX_BATCHES` per
-container and run. A run that stops part-way (timeout, outage) leaves only whole, still-expired
-items, which readers already treat as gone and the next run deletes.
+container and run. Each delete is conditional on the etag the query returned, so it removes only
+the item that was read: an id reused meanwhile (a new login code ``login:<email hash>`` mailed
+between the query and the delete) keeps its new item. A run that stops part-way (timeout, outage) leaves
+only whole, still-expired items, which readers already treat as gone and the next run deletes; a
+delete that times out and lands later still removes only the expired item it was meant for.
 """
 
 from __future__ import annotations
@@ -55,18 +58,18 @@ def purge_container(spec: cosmos.ContainerSpec, now: datetime, batch_size: int =
     """Delete the items of ``spec`` whose ``expires_at`` is before ``now``.
 
     Returns ``(items deleted, whether expired items may remain)``. Items without ``expires_at``
-    are never touched. Raises :class:`~shared_code.platform.errors.ServiceUnavailable` on an outage
+    are never touched, nor items changed since the query read them (etag condition). Raises :class:`~shared_code.platform.errors.ServiceUnavailable` on an outage
     (items deleted before it stay deleted).
     """
     pk = _partition_field(spec)
-    fields = "c.id" if pk == "id" else f"c.id, c.{pk}"
+    fields = "c.id, c._etag" if pk == "id" else f"c.id, c._etag, c.{pk}"
     query = f"SELECT {fields} FROM c WHERE c.expires_at < @now"
     parameters = [{"name": "@now", "value": to_iso(now)}]
     deleted = 0
     for _ in range(max_batches):
         batch = cosmos.query_first(spec, query, parameters, batch_size)
         for item in batch:
-            deleted += cosmos.delete_item(spec, item["id"], item.get(pk))
+            deleted += cosmos.delete_item(spec, item["id"], item.get(pk), etag=item["_etag"])
         if len(batch) < batch_size:
             return deleted, False
     return deleted, True

@@ -57,18 +57,20 @@ def endpoint_proxies(endpoint: str) -> dict[str, str]:
     return {parts.scheme: proxy}
 
 
-def sdk_transport(endpoint: str) -> RequestsTransport:
+def sdk_transport(endpoint: str, **connection: Any) -> RequestsTransport:
     """A requests-based transport for one SDK client of ``endpoint`` (e.g.
     ``https://acct.blob.core.windows.net``): its own session (the SDK closes it with the client),
     the environment's proxy decision for that endpoint fixed now, a keep-alive pool of
-    :data:`POOL_CONNECTIONS`."""
+    :data:`POOL_CONNECTIONS`. ``connection`` is azure-core's connection configuration
+    (``connection_timeout``, ``read_timeout``, ``connection_data_block_size``, seconds / bytes):
+    an SDK client given a transport no longer passes its own, so the transport must carry them."""
     session = requests.Session()
     session.trust_env = False
     session.proxies.update(endpoint_proxies(endpoint))
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_CONNECTIONS)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return RequestsTransport(session=session, session_owner=True)
+    return RequestsTransport(session=session, session_owner=True, **connection)
 
 
 def default_ca_bundle() -> str:
@@ -96,8 +98,10 @@ class Urllib3Transport(HttpTransport):
     """An azure-core transport on a urllib3 pool, for one endpoint's in-memory requests.
 
     Send semantics are those of ``RequestsTransport``: no redirects, no transport retries (the
-    SDK's retry policy decides), ``connection_timeout`` / ``read_timeout`` in seconds,
-    ``connection_verify`` (bool or a CA bundle path) and ``connection_cert`` per call. urllib3
+    SDK's retry policy decides), ``connection_timeout`` / ``read_timeout`` in seconds per call
+    (else the transport's own, given at construction: an SDK client given a transport does not
+    pass its client-level timeouts), ``connection_verify`` (bool or a CA bundle path) and
+    ``connection_cert`` per call. urllib3
     errors map to the same azure-core errors: a refused or failed connect →
     :class:`ServiceRequestError` (nothing was sent), a connect timeout →
     :class:`ServiceRequestTimeoutError`, a read timeout → :class:`ServiceResponseTimeoutError`, a
@@ -111,8 +115,10 @@ class Urllib3Transport(HttpTransport):
     _KNOWN_OPTIONS = frozenset({"connection_timeout", "read_timeout", "connection_verify", "connection_cert",
                                 "stream", "proxies"})
 
-    def __init__(self, endpoint: str, pool_size: int = POOL_CONNECTIONS, fallback: HttpTransport | None = None) -> None:
+    def __init__(self, endpoint: str, pool_size: int = POOL_CONNECTIONS, fallback: HttpTransport | None = None,
+                 connection_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
         self._proxy = endpoint_proxies(endpoint).get(urlsplit(endpoint).scheme)
+        self._timeouts = (connection_timeout, read_timeout)  # unless a call passes its own
         self._pool_size = pool_size
         self._managers: dict[tuple[Any, Any], urllib3.PoolManager] = {}
         self._lock = threading.Lock()
@@ -163,8 +169,8 @@ class Urllib3Transport(HttpTransport):
         unknown = set(kwargs) - self._KNOWN_OPTIONS
         if unknown:
             raise TypeError(f"Urllib3Transport.send got unexpected options {sorted(unknown)}")
-        timeout = urllib3.Timeout(connect=kwargs.get("connection_timeout") or DEFAULT_CONNECT_TIMEOUT,
-                                  read=kwargs.get("read_timeout") or DEFAULT_READ_TIMEOUT)
+        timeout = urllib3.Timeout(connect=kwargs.get("connection_timeout") or self._timeouts[0],
+                                  read=kwargs.get("read_timeout") or self._timeouts[1])
         manager = self._manager(kwargs.get("connection_verify", True), kwargs.get("connection_cert"))
         try:
             raw = manager.urlopen(request.method, request.url, body=request.data, headers=request.headers,

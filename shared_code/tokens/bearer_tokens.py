@@ -14,6 +14,10 @@ An item holds ``scope``, ``client_id``, ``one_time``, ``created_at``, ``expires_
   :func:`inspect_token` and does not consume a one-time token unless asked to.
 - Issuing and revoking are trust decisions: each is recorded in the audit log
   (:mod:`shared_code.audit.trail`) before it takes effect, and not taken when that fails.
+
+Each operation is one write (after its audit entry). After a timeout the write may land: an issued
+token nobody received expires unused, a one-time token may be used up (a retried verification
+answers ``False``), a revocation may be done (a retry answers the same).
 """
 
 from __future__ import annotations

@@ -101,6 +101,6 @@ def test_cli_device_flow(live_app, tmp_path):
         assert result.returncode == 0, result.stderr
     listing = cli("files", "--json")
     assert listing.returncode == 0 and "readme-copy.md" in listing.stdout
-    again = cli("device", "register")
-    assert again.returncode == 1 and "device_exists" in again.stderr
-    assert "deviceToken" not in again.stderr
+    again = cli("device", "register")  # the same credentials again, as after a lost answer: idempotent
+    assert again.returncode == 0, again.stderr
+    assert "deviceToken" not in again.stdout + again.stderr

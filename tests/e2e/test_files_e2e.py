@@ -53,7 +53,7 @@ def test_http_errors_keep_the_seed_statuses(live_app):
     name = unique_name()
     alice_files.put_bytes(name, b"first")
     for call, status, message in (
-        (lambda: alice_files.put_bytes(name, b"again"), 400, "file_exists"),
+        (lambda: alice_files.put_bytes(name, b"again"), 409, "file_exists"),
         (lambda: bob_files.grant(name, alice.email), 400, "permission_denied"),
         (lambda: alice_files.grant(name, "ghost@example.org"), 404, "user_not_found"),
         (lambda: FilesClient(live_app.base_url, "x" * 43).list_files(), 403, "invalid_session"),

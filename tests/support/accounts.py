@@ -80,3 +80,22 @@ def post(name: str, document: dict, headers: dict | None = None) -> tuple[int, d
     """POST ``document`` as JSON to the handler ``name`` (route = name); returns (status, JSON body)."""
     h, b = json_body(document)
     return call(name, "POST", name, headers={**h, **(headers or {})}, body=b)
+
+
+def api_register(mailbox: Mailbox, email: str, password: str,
+                 purpose_email: str | None = None) -> tuple[tuple[int, dict], str | None]:
+    """POST /register; returns (status, body) and the mailed code (None when no mail was sent)."""
+    address = (purpose_email or email).strip().lower()
+    before = otp_count(mailbox, address, otp.REGISTER)
+    result = post("register", {"email": email, "password": password})
+    code = latest_otp(mailbox, address, otp.REGISTER, after=before) if result[0] == 200 else None
+    return result, code
+
+
+def api_login(mailbox: Mailbox, email: str, password: str) -> tuple[tuple[int, dict], str | None]:
+    """POST /login; returns (status, body) and the mailed code (None when no mail was sent)."""
+    address = email.strip().lower()
+    before = otp_count(mailbox, address, otp.LOGIN)
+    result = post("login", {"email": email, "password": password})
+    code = latest_otp(mailbox, address, otp.LOGIN, after=before) if result[0] == 200 else None
+    return result, code

@@ -68,6 +68,15 @@ def call(name: str, method: str, path: str, *, headers: dict | None = None, body
     return resp.status_code, json.loads(resp.get_body())
 
 
+def run_blob_trigger(blob_name: str) -> None:
+    """Invoke the upload blob trigger for ``blob_name`` (relative to the uploads container) the way
+    the host does: with a BlobClient for the blob (SDK-type binding)."""
+    from shared_code.platform import blobs
+    from shared_code.platform.config import get_settings
+
+    HANDLERS["record_upload"](blobs.container_client(get_settings().uploads_container).get_blob_client(blob_name))
+
+
 def json_body(document: Any) -> tuple[dict, bytes]:
     return {"content-type": "application/json"}, json.dumps(document).encode()
 

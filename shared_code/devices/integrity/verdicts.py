@@ -13,7 +13,13 @@ Flow of :func:`verify_token`, after Google's server-side guidance
    ``requestHash`` itself from the calling device and the challenge it sends
    (:func:`standard_request_hash`), and the challenge must be live and is consumed
    (``request_hash``): a genuine device's token submitted by another device fails;
-4. store the result on the device record (latest verdict wins) and return it.
+4. store the result on the device record (latest verdict wins) and return it; a result that
+   fails ``token_unused`` is only answered: a replayed token says nothing new about the device.
+
+Crash safety: if the verdict's write to the device times out, the caller got 503 and the verdict
+may land. A retry with the same token answers ``token_unused`` (with ``nonce`` / ``request_hash``,
+whose challenge the first try used up), saying exactly why, and leaves the device's stored verdict
+as it is (``GET /api/device`` shows it); a new token from the app gets a new verdict.
 """
 
 from __future__ import annotations
@@ -115,7 +121,8 @@ def verify_token(device: dict[str, Any], token: str, challenge: str | None = Non
         "failed_checks": failed,
         "checked_at": to_iso(now),
     }
-    registry.record_integrity(device, result)
+    if policy.TOKEN_UNUSED not in failed:
+        registry.record_integrity(device, result)
     log.info("integrity verdict for %s: valid=%s failed=%s", device["id"], result["valid"], ",".join(failed))
     return result
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -46,7 +49,7 @@ def _key() -> VerifierKey:
 
 
 def _all_entries() -> list[dict]:
-    return [json.loads(text) for _, text in HandlerSource().entries(0, sequencer.load_state().size)]
+    return [json.loads(text) for _, text in HandlerSource().entries(0, sequencer.synced_state().size)]
 
 
 def test_entries_get_consecutive_seqs_and_every_proof_verifies_across_segments_and_tiles(small_tiles, tmp_path):
@@ -55,7 +58,7 @@ def test_entries_get_consecutive_seqs_and_every_proof_verifies_across_segments_a
     published = checkpoints.publish()
     assert published.size == 70
     cp = verify_checkpoint(published.note, _key())
-    assert cp.origin == "trustgate/test/audit" and cp.root == sequencer.load_state().tree.root()
+    assert cp.origin == "trustgate/test/audit" and cp.root == sequencer.synced_state().tree.root()
 
     entries = list(HandlerSource().entries(0, 70))
     assert [json.loads(text)["seq"] for _, text in entries] == list(range(70))
@@ -83,14 +86,40 @@ def test_entries_get_consecutive_seqs_and_every_proof_verifies_across_segments_a
 
 def test_a_crash_before_the_state_update_leaves_a_durable_entry_that_the_next_append_folds(clean_log, monkeypatch):
     first = _record(0)
+    second = _record(1)  # durable; the stored state is behind it (stored every SAVE_EVERY entries)
+    assert second == first + 1 and sequencer.load_state().size == first + 1  # the stored state lags
+    sequencer.reset_cache()  # the process dies: what it folded in memory is gone
+    third = _record(2)  # a new process: its stale offset meets 412, it folds entry 1, appends, stores
+    assert third == first + 2 and sequencer.load_state().size == first + 3
+    assert [e["objects"]["n"] for e in _all_entries()] == [0, 1, 2]
+
+
+def test_a_failed_state_store_after_a_durable_append_is_repaired_by_the_next_one(clean_log, monkeypatch):
+    monkeypatch.setattr(sequencer, "SAVE_EVERY", 1)  # store after every entry, so the store can fail
+    first = _record(0)
     original = sequencer.save_state
     monkeypatch.setattr(sequencer, "save_state", lambda state: (_ for _ in ()).throw(ServiceUnavailable(detail="down")))
-    second = _record(1)  # durable; only the fold failed
-    assert second == first + 1 and sequencer.load_state().size == first + 1  # the state lags
+    second = _record(1)  # durable; only the fold's store failed
+    assert second == first + 1 and sequencer.load_state().size == first + 1
     monkeypatch.setattr(sequencer, "save_state", original)
     third = _record(2)
     assert third == first + 2 and sequencer.load_state().size == first + 3
     assert [e["objects"]["n"] for e in _all_entries()] == [0, 1, 2]
+
+
+def test_an_append_costs_one_storage_call_between_state_stores(clean_log, monkeypatch):
+    _record(0)
+    calls = []
+    for name in ("append_at", "read_bytes"):
+        real = getattr(storage, name)
+        monkeypatch.setattr(storage, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    saves = []
+    real_save = sequencer.save_state
+    monkeypatch.setattr(sequencer, "save_state", lambda state: saves.append(state.size) or real_save(state))
+    for n in range(1, 40):
+        _record(n)
+    assert calls == ["append_at"] * 39
+    assert saves == [16, 32]
 
 
 def test_a_lost_answer_after_the_block_landed_is_recognised_and_not_duplicated(clean_log, monkeypatch):
@@ -137,7 +166,7 @@ def test_concurrent_appends_from_four_processes_have_no_gap_no_duplicate_and_one
         assert result == sorted(result)
     checkpoints.publish()
     report = verify_log(HandlerSource(), _key(), TrustStore(tmp_path), samples=20)
-    assert report.checkpoint.size == 280 and report.checkpoint.root == sequencer.load_state().tree.root()
+    assert report.checkpoint.size == 280 and report.checkpoint.root == sequencer.synced_state().tree.root()
     assert storage.read_tile(0, 0) and len(storage.read_tile(0, 0)) == 8192
 
 
@@ -168,3 +197,40 @@ def test_the_timer_publishes_only_when_the_log_grew_and_the_interval_passed(clea
     assert checkpoints.publish_if_due() is None  # too soon
     assert checkpoints.publish_if_due(utc_now() + timedelta(seconds=61)).size == 1
     assert checkpoints.publish_if_due(utc_now() + timedelta(seconds=600)) is None  # nothing new
+
+
+def test_concurrent_decisions_of_one_process_share_blocks_and_keep_one_order(clean_log, monkeypatch):
+    blocks = []
+    real = storage.append_at
+
+    def slow_append(name, data, position):
+        blocks.append(len(data))
+        time.sleep(0.05)  # a storage round trip, during which the other callers queue up
+        return real(name, data, position)
+    monkeypatch.setattr(storage, "append_at", slow_append)
+    with ThreadPoolExecutor(24) as pool:
+        seqs = list(pool.map(lambda n: _record(n), range(48)))
+    assert sorted(seqs) == list(range(48))  # each entry once, no gap
+    assert len(blocks) < 48 / 4  # group commit: far fewer blocks than entries
+    entries = _all_entries()
+    assert [e["seq"] for e in entries] == list(range(48))
+    assert sorted(e["objects"]["n"] for e in entries) == list(range(48))
+    assert {e["objects"]["n"]: e["seq"] for e in entries} == {n: seq for n, seq in zip(range(48), seqs)}
+
+
+def test_a_failed_block_fails_every_decision_in_it_and_logs_none(clean_log, monkeypatch):
+    real = storage.append_at
+    gate = threading.Event()
+
+    def failing(name, data, position):
+        gate.wait(2)
+        raise ServiceUnavailable(detail="down")
+    monkeypatch.setattr(storage, "append_at", failing)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(_record, n) for n in range(8)]
+        time.sleep(0.2)
+        gate.set()
+        errors = [f.exception() for f in futures]
+    assert all(isinstance(e, ServiceUnavailable) for e in errors)
+    monkeypatch.setattr(storage, "append_at", real)
+    assert _record(100) == 0 and [e["objects"]["n"] for e in _all_entries()] == [100]

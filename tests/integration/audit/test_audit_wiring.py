@@ -33,7 +33,7 @@ def log_down(emulators, monkeypatch):
 
 
 def _last_entry() -> dict:
-    size = sequencer.load_state().size
+    size = sequencer.synced_state().size
     return json.loads(next(HandlerSource().entries(size - 1, size))[1])
 
 
@@ -57,19 +57,19 @@ def test_issued_and_revoked_tokens_are_logged_with_a_token_ref_and_a_salted_clie
     assert call("revoke_token", "POST", "revoke_token", headers=headers, body=data)[0] == 200
     entry = _last_entry()
     assert (entry["event"], entry["objects"]) == ("token_revoked", {"token_ref": token_hash[:12]})
-    size = sequencer.load_state().size
+    size = sequencer.synced_state().size
     headers, data = json_body({"token": issued["token"]})
     assert call("revoke_token", "POST", "revoke_token", headers=headers, body=data)[0] == 200
-    assert sequencer.load_state().size == size  # nothing left to revoke: no decision, no entry
+    assert sequencer.synced_state().size == size  # nothing left to revoke: no decision, no entry
 
 
 def test_a_failing_log_write_refuses_the_token_and_stores_nothing(log_down):
     before = cosmos.query_first(cosmos.TOKENS, "SELECT VALUE COUNT(1) FROM c", [], 1)
-    size = sequencer.load_state().size
+    size = sequencer.synced_state().size
     status, body = _issue(ttl_seconds=60)
     assert (status, body["message"]) == (503, "service_unavailable") and "token" not in body
     assert cosmos.query_first(cosmos.TOKENS, "SELECT VALUE COUNT(1) FROM c", [], 1) == before
-    assert sequencer.load_state().size == size
+    assert sequencer.synced_state().size == size
 
 
 def test_a_failing_log_write_leaves_a_token_unrevoked(emulators, monkeypatch):
@@ -92,7 +92,11 @@ def test_a_device_reads_its_own_entries_with_inclusion_proofs_for_the_signed_che
     device = DeviceActor()
     headers, data = json_body({"deviceid": device.deviceid, "deviceToken": device.token})
     assert call("register_device", "POST", "register-device", headers=headers, body=data)[0] == 201
-    assert call("register_device", "POST", "register-device", headers=headers, body=data)[0] == 409
+    size = sequencer.load_state().size
+    assert call("register_device", "POST", "register-device", headers=headers, body=data)[0] == 201  # a repeat
+    other_headers, other = json_body({"deviceid": device.deviceid, "deviceToken": DeviceActor().token})
+    assert call("register_device", "POST", "register-device", headers=other_headers, body=other)[0] == 409
+    assert sequencer.load_state().size == size  # neither wrote an entry
     entry = _last_entry()
     assert (entry["event"], entry["actor"], entry["objects"]) == (
         "device_registered", f"device:{device.deviceid}", {"device": device.deviceid})
@@ -117,7 +121,7 @@ def test_a_device_reads_its_own_entries_with_inclusion_proofs_for_the_signed_che
 
 def test_operator_endpoints_refuse_bad_parameters(emulators):
     checkpoints.publish()
-    size = sequencer.load_state().size
+    size = sequencer.synced_state().size
     assert call("audit_inclusion_proof", "GET", "audit/proof/inclusion",
                 params={"index": str(size), "size": str(size)})[1]["message"] == "invalid_index"
     assert call("audit_inclusion_proof", "GET", "audit/proof/inclusion",

@@ -326,7 +326,7 @@ def test_an_expired_challenge_is_refused_after_verification(settings, pki, devic
 def device_entries(actor: DeviceActor) -> list[dict]:
     from shared_code.audit import proofs, sequencer
 
-    page = proofs.subject_entries(f"device:{actor.deviceid}", 100, None, sequencer.load_state().size)
+    page = proofs.subject_entries(f"device:{actor.deviceid}", 100, None, sequencer.synced_state().size)
     return [json.loads(entry) for _, entry in page.entries]
 
 

@@ -1,4 +1,4 @@
-"""Storage faults: 503, and no partial state (no blob without record, no record without blob).
+"""Storage faults: 503, and no partial state the device can see (no record without its blob).
 
 Uses its own emulators (function scope) so stopping them does not disturb other tests.
 """
@@ -38,7 +38,7 @@ def test_blob_outage_gives_503_and_no_record(own_stack):
     assert listed == []
 
 
-def test_record_write_failure_removes_the_blob(own_stack, monkeypatch):
+def test_a_failed_record_write_keeps_the_blob_for_the_retry(own_stack, monkeypatch):
     _, actor = own_stack
 
     def failing_create(spec, body):
@@ -47,10 +47,15 @@ def test_record_write_failure_removes_the_blob(own_stack, monkeypatch):
         return original(spec, body)
 
     original = cosmos.create_item
+    headers, body = actor.upload_request(b"data")
     monkeypatch.setattr(cosmos, "create_item", failing_create)
-    status, result = actor.upload(b"data")
-    assert status == 503
-    assert _blob_names() == []
+    assert call("upload_file", "POST", "upload-file", headers=headers, body=body)[0] == 503
+    assert files.list_files(actor.deviceid, 10, None) == ([], None)  # stored, not listed (the blob trigger lists it)
+    monkeypatch.setattr(cosmos, "create_item", original)
+    status, result = call("upload_file", "POST", "upload-file", headers=headers, body=body)
+    assert status == 200
+    assert _blob_names() == [result["blob_name"]]
+    assert [f["file_id"] for f in files.list_files(actor.deviceid, 10, None)[0]] == [result["file_id"]]
 
 
 def test_cosmos_outage_gives_503_on_every_device_call_and_health(own_stack):

@@ -4,14 +4,9 @@ import pytest
 
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
-from tests.support.devices import HANDLERS, DeviceActor
+from tests.support.devices import DeviceActor, run_blob_trigger
 
 pytestmark = pytest.mark.integration
-
-
-def _trigger_for(blob_name: str) -> None:
-    """Invoke the blob trigger the way the host does: with a BlobClient for the blob (SDK-type binding)."""
-    HANDLERS["record_upload"](blobs.container_client(get_settings().uploads_container).get_blob_client(blob_name))
 
 
 @pytest.fixture
@@ -26,8 +21,8 @@ def uploaded(emulators):
 
 def test_trigger_marks_intact_upload_verified_and_is_idempotent(uploaded):
     actor, body = uploaded
-    _trigger_for(body["blob_name"])
-    _trigger_for(body["blob_name"])
+    run_blob_trigger(body["blob_name"])
+    run_blob_trigger(body["blob_name"])
     record = cosmos.read_item(cosmos.FILES, body["file_id"], actor.deviceid)
     assert record["status"] == "verified" and record["sha256"] == body["sha256"]
     assert record["name"] == "t.txt" and record["content_type"] == "text/plain" and record["verified_at"]
@@ -43,7 +38,7 @@ def test_trigger_flags_a_blob_changed_after_upload(uploaded):
     client = blobs.container_client(get_settings().uploads_container).get_blob_client(body["blob_name"])
     metadata = client.get_blob_properties().metadata
     client.upload_blob(b"tampered", overwrite=True, metadata=metadata)
-    _trigger_for(body["blob_name"])
+    run_blob_trigger(body["blob_name"])
     record = cosmos.read_item(cosmos.FILES, body["file_id"], actor.deviceid)
     assert record["status"] == "digest_mismatch" and record["declared_sha256"] == body["sha256"]
 
@@ -51,6 +46,6 @@ def test_trigger_flags_a_blob_changed_after_upload(uploaded):
 def test_trigger_records_a_blob_that_arrived_before_its_record(emulators):
     container = blobs.container_client(get_settings().uploads_container)
     container.upload_blob("early-device/0123abcd", b"abc", metadata={"sha256": "0" * 64, "original_name": "a%20b.bin"})
-    _trigger_for("early-device/0123abcd")
+    run_blob_trigger("early-device/0123abcd")
     record = cosmos.read_item(cosmos.FILES, "0123abcd", "early-device")
     assert record["name"] == "a b.bin" and record["status"] == "digest_mismatch" and record["size"] == 3

@@ -22,6 +22,7 @@ from client.envelope import Sealed, open_sealed
 from shared_code.filestore import kek_rotation, key_wrap, kms
 from shared_code.platform import cosmos
 from tests.conftest import ROOT
+from tests.support.audit import audit_events
 from tests.support.devices import HANDLERS, call
 from tests.support.files import User, unique_name
 from tests.support.settings import apply_settings
@@ -115,9 +116,7 @@ def test_each_batch_is_in_the_audit_log_before_its_writes(stack) -> None:
     legacy = key_wrap.current_kek().kid
     stack.keyring(KMS_MASTER_KEYS=json.dumps({NEW_KID: _kek()}), KMS_ACTIVE_KEK=NEW_KID)
     kek_rotation.rewrap_run(batch_size=2)
-    status, body = call("audit_entries", "GET", "audit/entries")
-    entries = [json.loads(item["entry"]) for item in body["entries"]]
-    batches = [entry["objects"] for entry in entries if entry["event"] == "kms_kek_rewrap_batch"]
+    batches = [entry["objects"] for entry in audit_events("kms_kek_rewrap_batch")]
     assert batches == [{"to_kek": NEW_KID, "from_keks": [legacy], "keys": 2},
                        {"to_kek": NEW_KID, "from_keks": [legacy], "keys": 1}]
 

@@ -15,7 +15,8 @@ from shared_code.filestore import kms
 from shared_code.platform import cosmos
 from shared_code.platform.config import reset_settings
 from shared_code.platform.security_log import subject_ref
-from tests.support.devices import call, respond
+from tests.support.audit import audit_events
+from tests.support.devices import respond
 from tests.support.files import User, b64, unique_name
 from tests.support.settings import apply_settings
 
@@ -40,19 +41,6 @@ def _open(user: User, name: str) -> bytes:
     status, answer = user.unwrap(name, b64(sealed.encrypted_aes_key), body["key_version"])
     assert (status, answer["message"]) == (200, "key_unwrapped"), answer
     return open_with_data_key(sealed, name, base64.b64decode(answer["aes_key"]))
-
-
-def _audit_events(event: str) -> list[dict]:
-    """Every entry of ``event`` in the audit log, read through the operator API page by page."""
-    entries, start, size = [], 0, 1
-    while start < size:
-        status, body = call("audit_entries", "GET", "audit/entries", params={"start": str(start)})
-        assert status == 200, body
-        entries += [json.loads(item["entry"]) for item in body["entries"]]
-        start, size = start + len(body["entries"]), body["size"]
-        if not body["entries"]:
-            break
-    return [entry for entry in entries if entry["event"] == event]
 
 
 # --- unwrap ------------------------------------------------------------------------------------
@@ -119,7 +107,7 @@ def test_each_unwrap_is_audited_without_the_key_or_the_email(alice, bob, emulato
     assert alice.grant(name, bob.email)[0] == 200
     status, answer = bob.unwrap(name, b64(sealed.encrypted_aes_key))
     assert status == 200
-    mine = [e for e in _audit_events("kms_key_unwrapped") if e["objects"]["file_key"] == kms.key_id(name)]
+    mine = [e for e in audit_events("kms_key_unwrapped") if e["objects"]["file_key"] == kms.key_id(name)]
     assert [(e["objects"]["role"], e["objects"]["key_version"], e["outcome"]) for e in mine] == [("grantee", 1, "granted")]
     text = json.dumps(mine)
     assert bob.email not in text and answer["aes_key"] not in text and subject_ref(bob.email) not in text
@@ -142,7 +130,7 @@ def test_an_export_is_audited(alice, emulators):
     alice.put(name, b"e")
     status, body = alice.private_key(name)
     assert (status, body["key_version"]) == (200, 1)
-    assert [e["objects"]["role"] for e in _audit_events("kms_private_key_exported") if e["objects"]["file_key"] == kms.key_id(name)] == ["owner"]
+    assert [e["objects"]["role"] for e in audit_events("kms_private_key_exported") if e["objects"]["file_key"] == kms.key_id(name)] == ["owner"]
 
 
 # --- versions and rotation ---------------------------------------------------------------------
@@ -157,7 +145,7 @@ def test_rotation_re_encryption_with_a_conditional_replace_and_retirement(alice,
     status, rotated = alice.rotate(name, from_version=1)
     assert (status, rotated["message"], rotated["key_version"]) == (200, "file_key_rotated", 2)
     assert alice.rotate(name, from_version=1)[1]["key_version"] == 2  # a retry: nothing new is made
-    assert alice.public_key(name)[1]["message"] == "file_exists"
+    assert alice.public_key(name)[1]["kms_public_key"] == rotated["kms_public_key"]  # the owner's repeat: the current key
     # the old version still decrypts the stored file (decrypt-only), for the grantee too
     assert _open(bob, name) == plaintext
     new_public = base64.b64decode(rotated["kms_public_key"])
@@ -183,7 +171,7 @@ def test_rotation_re_encryption_with_a_conditional_replace_and_retirement(alice,
     assert alice.unwrap(name, b64(old_sealed.encrypted_aes_key), 7)[1]["message"] == "key_version_unknown"
     item = cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(name), kms.key_id(name))
     assert item["key_version"] == 2 and item["previous_versions"] == []
-    assert [e["objects"]["retired"] for e in _audit_events("kms_file_key_versions_retired") if e["objects"]["file_key"] == item["id"]] == [[1]]
+    assert [e["objects"]["retired"] for e in audit_events("kms_file_key_versions_retired") if e["objects"]["file_key"] == item["id"]] == [[1]]
 
 
 def test_only_the_owner_rotates_or_retires_and_live_versions_are_bounded(alice, bob, setting):

@@ -87,8 +87,9 @@ def test_default_key_size_is_3072(alice, monkeypatch):
 def test_unicode_names_are_one_file_whatever_their_normal_form(alice):
     composed = "résumé-" + os.urandom(3).hex() + " ✓.pdf"
     decomposed = composed.replace("é", "e\u0301")
-    assert alice.public_key(composed)[0] == 200
-    assert alice.public_key(decomposed)[1]["message"] == "file_exists"
+    status, body = alice.public_key(composed)
+    assert status == 200
+    assert alice.public_key(decomposed) == (200, body)  # the same name, so the same key
     assert alice.list_files()[1]["files"] == [composed]
 
 
@@ -147,11 +148,11 @@ def test_grant_is_idempotent_and_revoke_of_a_stranger_succeeds(alice, bob):
 
 # --- creation races and no overwrite ----------------------------------------------------------
 
-def test_second_public_key_for_a_name_is_file_exists(alice, bob):
+def test_another_users_public_key_for_a_name_is_file_exists_and_the_owners_is_the_same_key(alice, bob):
     name = unique_name()
     first = alice.public_key(name)[1]["kms_public_key"]
     assert bob.public_key(name) == (400, {"code": 400, "message": "file_exists", "detail": "a key for this file name already exists"})
-    assert alice.public_key(name)[1]["message"] == "file_exists"
+    assert alice.public_key(name) == (200, {"code": 200, "message": "public_key_saved", "kms_public_key": first})
     assert cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(name), kms.key_id(name))["public_key"] == base64.b64decode(first).decode()
 
 
@@ -355,19 +356,38 @@ def test_stored_state_holds_no_plaintext_private_key(alice, bob):
 
 # --- storage faults ---------------------------------------------------------------------------
 
-def test_failed_owner_entry_leaves_no_key_behind(alice, monkeypatch):
+def test_failed_index_entry_leaves_no_key_behind(alice, monkeypatch):
     from shared_code.platform.errors import ServiceUnavailable
 
-    original = cosmos.create_item
+    original = cosmos.upsert_item
 
-    def failing_create(spec, body):
+    def failing_upsert(spec, body):
         if spec is cosmos.FILE_ACCESS:
             raise ServiceUnavailable(detail="injected")
         return original(spec, body)
 
     name = unique_name()
-    monkeypatch.setattr(cosmos, "create_item", failing_create)
+    monkeypatch.setattr(cosmos, "upsert_item", failing_upsert)
     assert alice.public_key(name)[1]["message"] == "service_unavailable"
-    monkeypatch.setattr(cosmos, "create_item", original)
+    monkeypatch.setattr(cosmos, "upsert_item", original)
     assert cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(name), kms.key_id(name)) is None
-    assert alice.public_key(name)[0] == 200  # the name is free again
+    assert alice.public_key(name)[0] == 200  # the retry creates it
+    assert alice.list_files()[1]["files"] == [name]
+
+
+def test_items_stored_before_key_generations_keep_working_for_their_owner(alice, bob):
+    name = unique_name("legacy")
+    alice.put(name, b"older data")
+    kid = kms.key_id(name)
+    key = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+    cosmos.upsert_item(cosmos.KMS_KEYS, {k: v for k, v in key.items() if k not in ("generation", "grantees", "access_changed_at")})
+    entry = cosmos.read_item(cosmos.FILE_ACCESS, kid, alice.email)
+    cosmos.upsert_item(cosmos.FILE_ACCESS, {k: v for k, v in entry.items() if k != "generation"})
+    blob = blobs.container_client(get_settings().encrypted_files_container).get_blob_client(kid)
+    metadata = blob.get_blob_properties().metadata
+    blob.set_blob_metadata({k: v for k, v in metadata.items() if k not in ("key_generation", "upload_id")})
+
+    assert alice.list_files()[1]["files"] == [name]
+    assert alice.download(name)[0] == alice.private_key(name)[0] == 200
+    assert alice.grant(name, bob.email)[0] == 200
+    assert bob.download(name)[0] == bob.private_key(name)[0] == 200

@@ -1,4 +1,5 @@
-"""The message log on real Azurite: concurrent appends, rollover between blobs, paged reads."""
+"""The message log on real Azurite: concurrent appends, rollover between blobs, paged reads, and
+revocation by sealing a generation's stream."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ pytestmark = pytest.mark.usefixtures("emulators")
 
 def _user() -> str:
     return "log-" + secrets.token_hex(5)
+
+
+def _live() -> None:
+    """A confirm_live that finds the token live."""
+
+
+def _append(user: str, message: str, generation: int = 1, **kwargs):
+    return message_log.append_message(user, generation, message, _live, **kwargs)
 
 
 def _lines(user: str) -> list[dict]:
@@ -47,7 +56,7 @@ def test_100_concurrent_appends_from_one_user_give_100_lines_each_once():
     def send(index: int) -> str:
         if index < 20:
             barrier.wait()  # the first 20 also race to create the day's blob
-        return message_log.append_message(user, f"message {index}").id
+        return _append(user, f"message {index}").id
 
     with ThreadPoolExecutor(20) as pool:
         ids = list(pool.map(send, range(100)))
@@ -70,10 +79,10 @@ def test_rollover_starts_the_next_blob_and_readers_see_one_ordered_stream(monkey
     user = _user()
     moment = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)
     for index in range(8):
-        message_log.append_message(user, f"m{index}", now=moment)
+        _append(user, f"m{index}", now=moment)
     container = blobs.container_client(get_settings().messages_container)
     names = sorted(b.name for b in container.list_blobs(name_starts_with=f"{user}/"))
-    assert names == [f"{user}/2026-03-04/00000{i}.jsonl" for i in range(3)]
+    assert names == [f"{user}/00000001/2026-03-04/00000{i}.jsonl" for i in range(3)]
     assert [m["message"] for m in _read_all(user, 2)] == [f"m{i}" for i in range(8)]
     assert [m["message"] for m in _read_all(user, 100)] == [f"m{i}" for i in range(8)]
 
@@ -83,14 +92,76 @@ def test_a_new_process_continues_in_the_latest_blob(monkeypatch):
     user = _user()
     moment = datetime(2026, 3, 5, 8, 0, tzinfo=timezone.utc)
     for index in range(3):
-        message_log.append_message(user, f"m{index}", now=moment)
+        _append(user, f"m{index}", now=moment)
     message_log._current_seq.clear()  # what a fresh instance knows
-    stored = message_log.append_message(user, "m3", now=moment)
-    assert stored.blob_name == f"{user}/2026-03-05/000001.jsonl"
+    stored = _append(user, "m3", now=moment)
+    assert stored.blob_name == f"{user}/00000001/2026-03-05/000001.jsonl"
 
 
 def test_days_are_separate_blobs_in_order():
     user = _user()
     for day in (1, 2, 3):
-        message_log.append_message(user, f"day {day}", now=datetime(2026, 1, day, 23, 59, tzinfo=timezone.utc))
+        _append(user, f"day {day}", now=datetime(2026, 1, day, 23, 59, tzinfo=timezone.utc))
     assert [m["message"] for m in _read_all(user, 1)] == ["day 1", "day 2", "day 3"]
+
+
+def test_generations_follow_one_another_in_the_stream():
+    user = _user()
+    _append(user, "first token", generation=1, now=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    _append(user, "second token", generation=2, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert [m["message"] for m in _read_all(user, 1)] == ["first token", "second token"]
+
+
+def test_a_sealed_generation_refuses_every_append_and_other_generations_go_on():
+    user = _user()
+    for day in (1, 2):
+        _append(user, f"day {day}", now=datetime(2026, 2, day, tzinfo=timezone.utc))
+    assert message_log.seal_generation(user, 1) == 2
+    assert message_log.seal_generation(user, 1) == 0  # idempotent
+    for day in (1, 2):
+        with pytest.raises(message_log.StreamSealed):
+            _append(user, "after the seal", now=datetime(2026, 2, day, tzinfo=timezone.utc))
+    _append(user, "a new token", generation=2, now=datetime(2026, 2, 2, tzinfo=timezone.utc))
+    assert [m["message"] for m in _read_all(user, 10)] == ["day 1", "day 2", "a new token"]
+
+
+def test_a_new_blob_of_a_revoked_token_is_sealed_and_nothing_is_written():
+    user = _user()
+    _append(user, "before", now=datetime(2026, 3, 1, tzinfo=timezone.utc))
+
+    def revoked() -> None:
+        raise RuntimeError("token revoked")
+    with pytest.raises(RuntimeError):
+        message_log.append_message(user, 1, "next day", revoked, now=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    container = blobs.container_client(get_settings().messages_container)
+    created = container.get_blob_client(message_log.blob_name(user, 1, "2026-03-02", 0)).get_blob_properties()
+    assert created.size == 0 and created.is_append_blob_sealed
+    with pytest.raises(message_log.StreamSealed):  # a later append with the same token too
+        _append(user, "next day", now=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    assert [m["message"] for m in _read_all(user, 10)] == ["before"]
+
+
+def test_appends_racing_a_seal_land_before_it_or_are_refused():
+    user = _user()
+    _append(user, "opening")
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def writer() -> None:
+        while not stop.is_set():
+            try:
+                outcomes.append(_append(user, "racing").id)
+            except message_log.StreamSealed:
+                outcomes.append("sealed")
+                return
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    message_log.seal_generation(user, 1)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    stored = [outcome for outcome in outcomes if outcome != "sealed"]
+    assert len(_lines(user)) == 1 + len(stored)  # every acknowledged append is in the log, once
+    with pytest.raises(message_log.StreamSealed):
+        _append(user, "after")

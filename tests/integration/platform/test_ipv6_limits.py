@@ -7,10 +7,12 @@ passed a limit of 3.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timezone
 from typing import Callable
 
 import pytest
 
+from shared_code.platform import rate_limit
 from tests.support.devices import json_body, respond
 from tests.support.gatherer import new_username
 
@@ -18,7 +20,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def limits(emulators, app_settings) -> Callable[..., None]:
+def limits(emulators, app_settings, monkeypatch) -> Callable[..., None]:
+    # One fixed-window minute for the whole test (a window boundary passing mid-test would
+    # reset the counters): 20 s into a minute of a day no other test uses.
+    moment = datetime(2035, 5, 5, 5, 5, 20, tzinfo=timezone.utc)
+    monkeypatch.setattr(rate_limit, "utc_now", lambda: moment)
     return app_settings
 
 

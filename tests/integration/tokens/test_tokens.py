@@ -122,12 +122,12 @@ def test_purge_stopped_by_an_outage_leaves_whole_items_and_the_next_run_finishes
 
     mine = {i["id"] for i in expired}
 
-    def failing_delete(container_spec, item_id, partition_key):
+    def failing_delete(container_spec, item_id, partition_key, etag=None):
         if container_spec is spec and item_id in mine:
             calls["n"] += 1
             if calls["n"] >= 3:  # the store goes down after two of these deletes
                 raise ServiceUnavailable(detail="injected")
-        return original(container_spec, item_id, partition_key)
+        return original(container_spec, item_id, partition_key, etag=etag)
 
     monkeypatch.setattr(cosmos, "delete_item", failing_delete)
     report = purge.purge_expired()

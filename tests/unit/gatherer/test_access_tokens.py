@@ -20,14 +20,14 @@ pytestmark = pytest.mark.usefixtures("offline_settings")
 def _issued_at(seconds_ago: int) -> str:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(access_tokens, "utc_now", lambda: utc_now() - timedelta(seconds=seconds_ago))
-        return access_tokens.issue_token("dale").token
+        return access_tokens.issue_token("dale", 1).token
 
 
 def _claims(**overrides):
     now = int(utc_now().timestamp())
     settings = get_settings()
     claims = {"sub": "dale", "iat": now, "exp": now + 600, "iss": settings.jwt_issuer,
-              "aud": settings.jwt_audience, "jti": "j-1"}
+              "aud": settings.jwt_audience, "jti": "j-1", "gen": 1}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -49,17 +49,17 @@ def _rejected(token) -> Unauthorized:
 
 
 def test_issued_token_carries_the_required_claims_and_verifies():
-    issued = access_tokens.issue_token("dale")
+    issued = access_tokens.issue_token("dale", 1)
     claims = access_tokens.verify_token(issued.token)
     settings = get_settings()
-    assert claims["sub"] == "dale" and claims["jti"] == issued.jti
+    assert claims["sub"] == "dale" and claims["jti"] == issued.jti and claims["gen"] == 1
     assert claims["exp"] - claims["iat"] == settings.jwt_ttl_seconds == 600
     assert claims["iss"] == settings.jwt_issuer and claims["aud"] == settings.jwt_audience
     assert jwt.get_unverified_header(issued.token)["alg"] == "HS256"
 
 
 def test_each_token_has_its_own_jti():
-    assert access_tokens.issue_token("dale").jti != access_tokens.issue_token("dale").jti
+    assert access_tokens.issue_token("dale", 1).jti != access_tokens.issue_token("dale", 1).jti
 
 
 def test_expired_token_is_rejected():
@@ -71,7 +71,7 @@ def test_token_is_valid_until_just_before_expiry():
 
 
 def test_tampered_payload_is_rejected():
-    header, _payload, signature = access_tokens.issue_token("dale").token.split(".")
+    header, _payload, signature = access_tokens.issue_token("dale", 1).token.split(".")
     forged = f"{header}.{_b64(_claims(sub='admin'))}.{signature}"
     assert _rejected(forged).message == "invalid_token"
 
@@ -120,3 +120,8 @@ def test_garbage_is_rejected(token):
 ])
 def test_bearer_header_parsing(header, expected):
     assert access_tokens.bearer_token(header) == expected
+
+
+@pytest.mark.parametrize("generation", [None, 0, -1, True, "1", 1.5])
+def test_a_token_without_a_positive_integer_generation_is_refused(generation):
+    assert _rejected(_sign(_claims(gen=generation))).message == "invalid_token"
