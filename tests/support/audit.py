@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from typing import Iterator
 
@@ -48,3 +49,23 @@ def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
 
     return [trail.record("test_appended", actor=trail.OPERATOR, objects={"worker": worker, "n": n})
             for n in range(count)]
+
+
+def audit_events(event: str) -> list[dict]:
+    """Every entry of ``event`` in the audit log, read through the operator API page by page.
+
+    The API serves the stored tree state, which lags the log by fewer than ``SAVE_EVERY`` entries
+    (:mod:`shared_code.audit.sequencer`); folding the log first, as a checkpoint does, shows all.
+    """
+    from shared_code.audit import sequencer
+
+    sequencer.synced_state()
+    entries, start, size = [], 0, 1
+    while start < size:
+        status, body = call("audit_entries", "GET", "audit/entries", params={"start": str(start)})
+        assert status == 200, body
+        entries += [json.loads(item["entry"]) for item in body["entries"]]
+        start, size = start + len(body["entries"]), body["size"]
+        if not body["entries"]:
+            break
+    return [entry for entry in entries if entry["event"] == event]
