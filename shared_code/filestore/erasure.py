@@ -5,8 +5,10 @@ For every key the user owns, in this order, each step idempotent:
 
 1. the key is destroyed (:func:`shared_code.filestore.kms.destroy_key`): its item becomes a
    tombstone without key material and without grantees, so from that moment neither the owner
-   nor a grantee can get the private key of any version, and every ciphertext sealed for it is
-   unreadable (crypto-shredding); the grants the user gave end with it;
+   nor a grantee can get the private key of any version or have a data key unwrapped under one
+   (``/unwrap_key``), and every ciphertext sealed for it is unreadable (crypto-shredding); the
+   grants the user gave end with it. A rotation or KEK rewrap of the key still in flight is a
+   replace on the etag it read, so it cannot bring key material back;
 2. the stored file is deleted (:func:`shared_code.filestore.datastore.delete_stored`);
 3. the grantees' and the owner's index entries are deleted, then the tombstone (the file name is
    free again).

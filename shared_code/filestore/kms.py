@@ -6,7 +6,7 @@ the key::
     {"id": key_id, "file_name", "owner": email, "generation": random id of this key pair,
      "grantees": [email, ...], "key_bits", "public_key": PEM SPKI,
      "wrapped_private_key": {shared_code.filestore.key_wrap form}, "created_at": iso,
-     "access_changed_at": iso}
+     "access_changed_at": iso, "key_version"?, "previous_versions"?}   # shared_code.filestore.key_versions
 
 Container ``file_access`` (partition ``/email``) is the index that lists a user's files in one
 single-partition query, one item per user and file::
@@ -23,7 +23,7 @@ one commit write to the key item (a conditional create, or a replace on its etag
 entry it needs is written *before* it. An index entry grants nothing: readers show an entry only
 while the current key item has the entry's generation and still names the user as owner or
 grantee, so an entry left by a half-finished or lost request is invisible, and one written for
-an earlier key of the name (there is no delete today, but an entry may outlive anything) never
+an earlier key of the name (keys go with their owner's account, and an entry may outlive its key) never
 unlocks a later key. An access check is one point read of the key item; a revoke takes effect
 with the very next request.
 
@@ -157,19 +157,6 @@ def key_for(email: str, file_name: str) -> dict[str, Any] | None:
     """The key item of ``file_name`` if ``email`` owns it or holds a grant, else ``None`` (one point read)."""
     item = _read_key(key_id(file_name))
     return item if item is not None and _role(item, email) is not None else None
-
-
-def private_key_pem(email: str, file_name: str) -> bytes:
-    """The PKCS#8 PEM private key of ``file_name`` for its owner or a grantee.
-
-    Raises :class:`BadRequest` ``access_denied`` for anyone else and for unknown names (same
-    answer), :class:`~shared_code.filestore.key_wrap.KeyUnwrapFailed` or ``ConfigError`` when the master
-    key cannot unwrap it, :class:`ServiceUnavailable` when Cosmos DB fails.
-    """
-    item = key_for(email, file_name)
-    if item is None:
-        raise BadRequest("access_denied", "no key for this file name is available to you")
-    return key_wrap.unwrap(item["wrapped_private_key"], item["id"])
 
 
 def grant(owner: str, file_name: str, friend_email: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from typing import Iterator
 
@@ -52,9 +53,27 @@ def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
 
 def entries_since(start: int) -> list[dict]:
     """The audit entries appended from index ``start`` on, parsed (read straight from the log)."""
-    import json
-
     from shared_code.audit import proofs, sequencer
 
     state = sequencer.synced_state()
     return [json.loads(entry) for _, entry in proofs.entries(start, state.size, state)]
+
+
+def audit_events(event: str) -> list[dict]:
+    """Every entry of ``event`` in the audit log, read through the operator API page by page.
+
+    The API serves the stored tree state, which lags the log by fewer than ``SAVE_EVERY`` entries
+    (:mod:`shared_code.audit.sequencer`); folding the log first, as a checkpoint does, shows all.
+    """
+    from shared_code.audit import sequencer
+
+    sequencer.synced_state()
+    entries, start, size = [], 0, 1
+    while start < size:
+        status, body = call("audit_entries", "GET", "audit/entries", params={"start": str(start)})
+        assert status == 200, body
+        entries += [json.loads(item["entry"]) for item in body["entries"]]
+        start, size = start + len(body["entries"]), body["size"]
+        if not body["entries"]:
+            break
+    return [entry for entry in entries if entry["event"] == event]
