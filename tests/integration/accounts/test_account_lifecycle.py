@@ -5,10 +5,12 @@ timeouts: test_deletion_crash_safety.py)."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 
+from client.envelope import seal
 from shared_code.accounts import otp, signin, users
 from shared_code.audit.entries import salted_digest
 from shared_code.audit.sequencer import synced_state
@@ -18,7 +20,7 @@ from shared_code.platform.errors import Forbidden, Unauthorized
 from tests.support.accounts import new_user
 from tests.support.audit import entries_since
 from tests.support.deletion import delete, encrypted_blob_exists, request_code, sharing_pair, store_user
-from tests.support.files import unique_name
+from tests.support.files import b64, unique_name
 from tests.support.lifecycle import operator_user
 from tests.support.mail import latest_otp, otp_count
 
@@ -31,11 +33,13 @@ def test_a_suspended_user_is_refused_at_once_and_resumes_with_everything(emulato
     account = new_user(mail_server)
     alice = store_user(account)
     name = unique_name("suspended")
-    alice.put(name, b"kept while suspended")
+    wrapped = b64(alice.put(name, b"kept while suspended").encrypted_aes_key)
     before = synced_state().size
     status, body = operator_user("suspend", account.email.upper(), {"reason": "chargeback fraud review"})
     assert (status, body["message"], body["email"], body["changed"]) == (200, "user_suspended", account.email, True)
     assert alice.private_key(name)[1]["message"] == "user_suspended"
+    status, answer = alice.unwrap(name, wrapped)
+    assert (status, answer["message"]) == (403, "user_suspended")
     with pytest.raises(Forbidden) as refused:
         signin.login(account.email, account.password)
     assert refused.value.message == "user_suspended"
@@ -45,7 +49,7 @@ def test_a_suspended_user_is_refused_at_once_and_resumes_with_everything(emulato
     assert operator_user("suspend", account.email, {"reason": "again"})[1]["changed"] is False
     status, body = operator_user("resume", account.email)
     assert (status, body["changed"]) == (200, True)
-    assert alice.private_key(name)[0] == 200  # the unexpired session works again
+    assert alice.private_key(name)[0] == 200 and alice.unwrap(name, wrapped)[0] == 200  # the unexpired session works again
     entries = [e for e in entries_since(before) if e["event"] in ("user_suspended", "user_resumed")]
     assert [(e["event"], e["objects"]["user"]) for e in entries] == [
         ("user_suspended", f"user:{salted_digest(account.email)}"), ("user_resumed", f"user:{salted_digest(account.email)}")]
@@ -96,6 +100,31 @@ def test_deleting_an_account_shreds_its_keys_and_frees_the_address(pair, mail_se
     again = new_user(mail_server, email=account.email)
     assert store_user(again).list_files()[1]["files"] == [] and store_user(again).private_key(his)[1]["message"] == "access_denied"
     assert alice.list_files()[1]["message"] == "invalid_session"  # the old session never works for the new account
+
+
+def test_deletion_shreds_every_version_of_a_key_and_no_one_unwraps_under_it_again(pair, mail_server):
+    """With the key service (issue 18): every version of a destroyed key is gone, /unwrap_key
+    refuses the former grantee for each of them, and the grant the account received is withdrawn."""
+    account, bob_account, hers, his = pair
+    alice, bob = store_user(account), store_user(bob_account)
+    wrapped_v1 = alice.download(hers)[1]["encrypted_aes_key"]
+    status, rotated = alice.rotate(hers, from_version=1)
+    assert (status, rotated["key_version"]) == (200, 2)
+    wrapped_v2 = b64(seal(b"under version 2", hers, base64.b64decode(rotated["kms_public_key"])).encrypted_aes_key)
+    assert bob.unwrap(hers, wrapped_v1, 1)[0] == 200 and bob.unwrap(hers, wrapped_v2, 2)[0] == 200
+    his_wrapped = bob.download(his)[1]["encrypted_aes_key"]
+    assert alice.unwrap(his, his_wrapped)[0] == 200
+    _, _, code = request_code(mail_server, account)
+    status, body = delete(account, code)
+    assert (status, body["summary"]["keys_destroyed"], body["summary"]["grants_removed"]) == (200, 1, 1)
+    for wrapped, version in ((wrapped_v1, 1), (wrapped_v2, 2), (wrapped_v2, None)):
+        status, answer = bob.unwrap(hers, wrapped, version)
+        assert (status, answer["message"]) == (400, "access_denied")
+    assert alice.unwrap(his, his_wrapped)[1]["message"] == "invalid_session"
+    assert kms.key_for(bob_account.email, his)["grantees"] == []
+    again = store_user(new_user(mail_server, email=account.email))  # the address again: a new account, no grant
+    status, answer = again.unwrap(his, his_wrapped)
+    assert (status, answer["message"]) == (400, "access_denied")
 
 
 def test_a_suspended_account_cannot_be_deleted(pair, mail_server):

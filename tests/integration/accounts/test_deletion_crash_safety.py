@@ -21,6 +21,7 @@ from tests.support.faults import blob_op, cosmos_op
 pytestmark = pytest.mark.integration
 
 LANDINGS = pytest.mark.parametrize("after_response", [False, True], ids=["lands-late", "answer-lost"])
+KEY_MATERIAL = {"public_key", "wrapped_private_key", "previous_versions", "key_version", "key_bits"}
 
 
 @pytest.fixture
@@ -28,19 +29,26 @@ def pair(faults, mail_server):
     return sharing_pair(mail_server)
 
 
+def key_item(file_name: str) -> dict | None:
+    return cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(file_name), kms.key_id(file_name))
+
+
 def erased(account, hers: str) -> bool:
-    return users.get_user(account.email) is None and not encrypted_blob_exists(hers) and \
-        cosmos.read_item(cosmos.KMS_KEYS, kms.key_id(hers), kms.key_id(hers)) is None
+    return users.get_user(account.email) is None and not encrypted_blob_exists(hers) and key_item(hers) is None
 
 
 def test_a_deletion_stalled_at_the_stored_file_answers_503_and_the_retry_completes_it(faults, pair, mail_server):
     account, bob_account, hers, his = pair
     bob = store_user(bob_account)
+    wrapped = bob.download(hers)[1]["encrypted_aes_key"]
+    assert store_user(account).rotate(hers, from_version=1)[0] == 200  # two versions to shred
     _, _, code = request_code(mail_server, account)
     with faults.blob.freeze(blob_op("delete", get_settings().encrypted_files_container)):
         status, body = delete(account, code)
     assert (status, body["message"]) == (503, "service_unavailable")
     assert bob.private_key(hers)[1]["message"] == "access_denied"  # destroyed first: shredded from that moment
+    assert bob.unwrap(hers, wrapped)[1]["message"] == "access_denied"
+    assert KEY_MATERIAL.isdisjoint(key_item(hers))  # a tombstone: no version of the key is left
     assert store_user(account).list_files()[1]["message"] == "invalid_session"  # every session is refused
     assert users.get_user(account.email)["status"] == "deleting"
     status, body = bob.grant(his, account.email)
@@ -71,3 +79,18 @@ def test_the_purge_timer_completes_a_deletion_nobody_retried(faults, pair, mail_
     monkeypatch.setattr(deletion, "GRACE_SECONDS", 0)
     HANDLERS["purge_expired_items"](timer=TimerRequest(past_due=False))
     assert erased(account, hers)
+
+
+def test_a_key_rotation_that_lands_after_the_deletion_brings_no_key_back(faults, pair, mail_server):
+    """A rotation of the owner's key stuck on its way to Cosmos DB while the account is deleted
+    lands afterwards on an item that changed (its replace is etag-guarded): nothing is written."""
+    account, bob_account, hers, _ = pair
+    wrapped = store_user(bob_account).download(hers)[1]["encrypted_aes_key"]
+    _, _, code = request_code(mail_server, account)
+    with faults.cosmos.hold(cosmos_op("replace", cosmos.KMS_KEYS.name)) as stuck:
+        assert store_user(account).rotate(hers, from_version=1)[0] == 503
+        stuck.wait_fired()
+        status, body = delete(account, code)
+        assert (status, body["summary"]["keys_destroyed"]) == (200, 1)
+    assert erased(account, hers)  # the rotation landed on nothing
+    assert store_user(bob_account).unwrap(hers, wrapped)[1]["message"] == "access_denied"
