@@ -21,6 +21,10 @@ deletion. (A key destroyed by a request whose answer was lost has no grantees le
 index entries are still deleted, by the grantees' partition scan of their own deletion or never
 shown: an index entry grants nothing.)
 
+An upload of the user's in flight when the deletion ran may land after it (a timeout is not a
+rollback): a ciphertext under a destroyed key, unreadable and never served, which the name's next
+owner's upload replaces (:func:`shared_code.filestore.datastore.store`).
+
 Storage keeps deleted data for a while by design (blob soft delete and versions,
 ``BLOB_VERSION_RETENTION_DAYS``; Cosmos DB backups): the ciphertext may survive there, the
 private key only in Cosmos DB's backups, wrapped under the KMS master key.

@@ -7,9 +7,13 @@ the deletion, or the purge timer does when nobody retries.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+
 import pytest
 from azure.functions.timer import TimerRequest
 
+from client.envelope import seal
 from shared_code.accounts import deletion, users
 from shared_code.filestore import kms
 from shared_code.platform import cosmos
@@ -17,6 +21,7 @@ from shared_code.platform.config import get_settings
 from tests.support.deletion import delete, encrypted_blob_exists, request_code, sharing_pair, store_user
 from tests.support.devices import HANDLERS
 from tests.support.faults import blob_op, cosmos_op
+from tests.support.files import User, b64, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +99,24 @@ def test_a_key_rotation_that_lands_after_the_deletion_brings_no_key_back(faults,
         assert (status, body["summary"]["keys_destroyed"]) == (200, 1)
     assert erased(account, hers)  # the rotation landed on nothing
     assert store_user(bob_account).unwrap(hers, wrapped)[1]["message"] == "access_denied"
+
+
+def test_an_upload_that_lands_after_the_deletion_never_blocks_the_file_name(faults, pair, mail_server):
+    """An upload stuck on its way to Blob Storage (every try of the SDK) while its owner's account
+    is deleted lands afterwards: a ciphertext under a destroyed key, unreadable, which the name's
+    next owner's upload replaces (instead of answering file_exists for ever)."""
+    account, _, _, _ = pair
+    owner, name = store_user(account), unique_name("late")
+    sealed = seal(b"sealed before the deletion", name, base64.b64decode(owner.public_key(name)[1]["kms_public_key"]))
+    put = blob_op("put_blob", get_settings().encrypted_files_container)
+    _, _, code = request_code(mail_server, account)
+    with contextlib.ExitStack() as stack:
+        stuck = [stack.enter_context(faults.blob.hold(put, nth=n)) for n in (1, 2, 3)]  # the SDK tries three times
+        assert owner.upload(name, sealed)[0] == 503
+        assert delete(account, code)[0] == 200
+        for held in stuck:
+            held.released.set()
+    assert encrypted_blob_exists(name)  # it landed, under a key that no longer exists
+    carol = User.new("carol")
+    mine = carol.put(name, b"the name's next owner")
+    assert carol.download(name)[1]["encrypted_data"] == b64(mine.encrypted_data)
