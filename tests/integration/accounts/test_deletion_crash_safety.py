@@ -2,30 +2,37 @@
 
 Once the deletion is decided (the account marked ``deleting``) nothing of the account works; a
 step that stalls answers 503 and the retry of the same request (session and password) completes
-the deletion, or the purge timer does when nobody retries.
+the deletion, or the purge timer does when nobody retries. A write still in flight when the
+account is deleted lands on nothing: a rotation or KEK rewrap of its key (etag-guarded), or an
+upload (a ciphertext under a destroyed key, which the name's next owner replaces).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
+import os
 
 import pytest
 from azure.functions.timer import TimerRequest
 
 from client.envelope import seal
 from shared_code.accounts import deletion, users
-from shared_code.filestore import kms
+from shared_code.filestore import kek_rotation, key_wrap, kms
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
+from shared_code.platform.errors import ServiceUnavailable
 from tests.support.deletion import delete, encrypted_blob_exists, request_code, sharing_pair, store_user
 from tests.support.devices import HANDLERS
 from tests.support.faults import blob_op, cosmos_op
 from tests.support.files import User, b64, unique_name
+from tests.support.settings import apply_settings
 
 pytestmark = pytest.mark.integration
 
 LANDINGS = pytest.mark.parametrize("after_response", [False, True], ids=["lands-late", "answer-lost"])
+NEW_KEK = "2026-12"
 KEY_MATERIAL = {"public_key", "wrapped_private_key", "previous_versions", "key_version", "key_bits"}
 
 
@@ -84,6 +91,23 @@ def test_the_purge_timer_completes_a_deletion_nobody_retried(faults, pair, mail_
     monkeypatch.setattr(deletion, "GRACE_SECONDS", 0)
     HANDLERS["purge_expired_items"](timer=TimerRequest(past_due=False))
     assert erased(account, hers)
+
+
+def test_a_kek_rewrap_that_lands_after_the_deletion_brings_no_key_back(faults, pair, mail_server, monkeypatch):
+    """The rewrap timer's write of the owner's key, stuck while the account is deleted, lands on
+    nothing (etag-guarded, like a rotation's)."""
+    account, _, hers, _ = pair
+    kid = kms.key_id(hers)
+    _, _, code = request_code(mail_server, account)
+    apply_settings(monkeypatch, KMS_MASTER_KEYS=json.dumps({NEW_KEK: b64(os.urandom(32))}), KMS_ACTIVE_KEK=NEW_KEK)
+    legacy = next(k for k in key_wrap.keyring().kids if k != NEW_KEK)
+    with faults.cosmos.hold(lambda head: head.cosmos == ("replace", cosmos.KMS_KEYS.name, kid)):
+        with pytest.raises(ServiceUnavailable):
+            kek_rotation.rewrap_run()
+        assert delete(account, code)[0] == 200
+    assert erased(account, hers)
+    apply_settings(monkeypatch, KMS_ACTIVE_KEK=legacy)
+    assert kek_rotation.rewrap_run().failed == []  # this module's other keys back under the test KEK
 
 
 def test_a_key_rotation_that_lands_after_the_deletion_brings_no_key_back(faults, pair, mail_server):
