@@ -182,7 +182,7 @@ def test_revoke_racing_50_uploads_and_challenge_requests_accepts_nothing_started
     """50 workers upload (signed, through /upload-file, or direct: grant, stage, commit, verifier)
     and fetch challenges while the operator revokes. Whatever started after the revoke answered
     is refused; afterwards no file of the device has a live status, whenever it was committed."""
-    answered = threading.Event()
+    answered, accepted = threading.Event(), threading.Event()
     answered_at: list[float] = []
     outcomes: list[tuple[float, str, int, str]] = []
     lock = threading.Lock()
@@ -190,6 +190,8 @@ def test_revoke_racing_50_uploads_and_challenge_requests_accepts_nothing_started
     def record(started: float, kind: str, status: int, message: str) -> None:
         with lock:
             outcomes.append((started, kind, status, message))
+        if status in (200, 201):
+            accepted.set()
 
     def worker(index: int) -> None:
         after = 0
@@ -224,7 +226,7 @@ def test_revoke_racing_50_uploads_and_challenge_requests_accepts_nothing_started
                 record(started, "upload", status, answer["message"])
 
     def operator() -> None:
-        time.sleep(0.5)
+        assert accepted.wait(timeout=120), "no request of the race was accepted"  # revoke mid-race, whatever the load
         status, _ = revoke(device.deviceid, "compromised")
         answered_at.append(time.monotonic())
         answered.set()
