@@ -120,7 +120,8 @@ def test_deletion_shreds_every_version_of_a_key_and_no_one_unwraps_under_it_agai
     for wrapped, version in ((wrapped_v1, 1), (wrapped_v2, 2), (wrapped_v2, None)):
         status, answer = bob.unwrap(hers, wrapped, version)
         assert (status, answer["message"]) == (400, "access_denied")
-    assert alice.unwrap(his, his_wrapped)[1]["message"] == "invalid_session"
+    assert alice.unwrap(hers, wrapped_v1, 1)[1]["message"] == "invalid_session"  # the deleted owner, as owner
+    assert alice.unwrap(his, his_wrapped)[1]["message"] == "invalid_session"  # and as grantee
     assert kms.key_for(bob_account.email, his)["grantees"] == []
     again = store_user(new_user(mail_server, email=account.email))  # the address again: a new account, no grant
     status, answer = again.unwrap(his, his_wrapped)
