@@ -15,6 +15,7 @@ from functions.health import health_bp
 from functions.kms import kms_bp
 from functions.maintenance import maintenance_bp
 from functions.messages import messages_bp
+from functions.operator import operator_bp
 from functions.tokens import tokens_bp
 from functions.uploads import uploads_bp
 
@@ -32,5 +33,6 @@ for blueprint in (
     messages_bp,
     audit_bp,
     direct_uploads_bp,  # issue 13: direct-to-blob uploads
+    operator_bp,  # issue 16: device and account lifecycle (operator API)
 ):
     app.register_functions(blueprint)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct", "kms")
+SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct", "kms",
+            "lifecycle")  # lifecycle: issue 16
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
                     att = attestation.run(base_url, authority)
             if "direct" in options.only:
                 direct = direct_uploads.run(settings, Path(tmp))
+    lifecycle_figures = None
+    if "lifecycle" in options.only:  # device and account lifecycle (issue 16): a fresh emulator pair
+        from benchmarks import lifecycle
+
+        with stack.emulators():
+            lifecycle_figures = lifecycle.run()
     kms_figures = None
     if "kms" in options.only:  # KMS key service (issue 18)
         from benchmarks import kms
@@ -70,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
 
         with stack.emulators():
             audit_figures = audit.run()
-    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct, kms_figures)
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct, kms_figures,
+             lifecycle_figures)
     return 0
 
 
 def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, direct=None,
-             kms_figures=None) -> None:
+             kms_figures=None, lifecycle_figures=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -121,6 +129,10 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, a
         lines.append(f"RSA-3072 p50/p95 ms: /unwrap_key {k.unwrap_ms.p50:.1f}/{k.unwrap_ms.p95:.1f}, "
                      f"/get_private_key {k.export_ms.p50:.1f}/{k.export_ms.p95:.1f} (N={k.unwrap_ms.n}); "
                      f"OAEP decrypt CPU {k.cpu_ms['OAEP decrypt: valid data key']:.2f} ms")
+    if lifecycle_figures:
+        from benchmarks.lifecycle import summary_line as lifecycle_line
+
+        lines.append(lifecycle_line(lifecycle_figures))
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 

@@ -7,29 +7,19 @@ from __future__ import annotations
 import base64
 from typing import Any, Iterator
 
-import requests
-
-from client.device_api import DEFAULT_TIMEOUT, request_json
+from client.device_api import FunctionKeyClient
 
 
 def _hashes(values: list[str]) -> list[bytes]:
     return [base64.b64decode(v) for v in values]
 
 
-class AuditClient:
+class AuditClient(FunctionKeyClient):
     """Reads one server's audit log. ``function_key`` is sent as ``x-functions-key`` (Azure
     ``AuthLevel.FUNCTION``; devhost and Core Tools do not check keys)."""
 
-    def __init__(self, server_url: str, function_key: str | None = None, session: requests.Session | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.server_url = server_url.rstrip("/")
-        self.headers = {"x-functions-key": function_key} if function_key else {}
-        self.session = session or requests.Session()
-        self.timeout = timeout
-
     def _get(self, route: str, **params: Any) -> dict[str, Any]:
-        return request_json(self.session, "GET", self.server_url, route, self.timeout, headers=self.headers,
-                            params=params)
+        return self._call("GET", route, **params)
 
     def checkpoint_info(self) -> dict[str, Any]:
         """``GET /audit/checkpoint`` → ``{checkpoint, size, root, published_at, verifier_key}``."""

@@ -151,18 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch a challenge, sign 'attest:{challenge}' with the device key and POST /attest-device. "
                     "With --format android-key or apple-appattest and --simulate (DEV ONLY), send the evidence a "
                     "real device would, built under the dev stack's test attestation authority.")
-    attest.add_argument("--format", choices=("key", "android-key", "apple-appattest"), default="key",
-                        help="attestation format (default: key, a proof of possession)")
-    attest.add_argument("--simulate", action="store_true",
-                        help="build hardware evidence under the test authority (the only way on a computer)")
-    attest.add_argument("--test-authority", metavar="DIR", type=Path,
-                        help="the dev stack's test authority (default: $TRUSTGATE_TEST_AUTHORITY, else ./.devhost/test-authority)")
-    attest.add_argument("--security-level", choices=("tee", "strongbox"), default="tee", help="android-key: TEE or StrongBox")
-    attest.add_argument("--provisioning", choices=("factory", "remote"), default="factory",
-                        help="android-key: factory-provisioned or remotely provisioned (RKP) chain")
-    attest.add_argument("--package", help="android-key: package name (default: the dev stack's)")
-    attest.add_argument("--signer-digest", metavar="HEX", help="android-key: SHA-256 of the app signing certificate")
-    attest.add_argument("--app-id", help="apple-appattest: TEAMID.bundle.id (default: the dev stack's)")
+    add_evidence_arguments(attest)
     attest.set_defaults(handler=cmd_device_attest)
 
     show = device_commands.add_parser("show", parents=[common],
@@ -211,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     from client.audit_cli import add_audit_commands  # here: it imports this module's helpers
 
     add_audit_commands(commands, common, _server_url)
+    from client.lifecycle_cli import add_lifecycle_commands  # here: it imports this module's helpers
+    from client.operator_cli import add_operator_commands
+
+    add_lifecycle_commands(device_commands, common)
+    add_operator_commands(commands, common, _server_url)
     return parser
 
 
@@ -269,14 +263,41 @@ def cmd_device_attest(args: argparse.Namespace, out: TextIO) -> int:
 def _attest_simulated(client: DeviceClient, args: argparse.Namespace) -> dict[str, Any]:
     from client import attestation_sim as sim  # dev-only dependencies
 
+    authority, options = simulation(args)
+    try:
+        return client.attest_simulated(authority, args.format, **options)
+    except (sim.SimulationError, ValueError) as error:
+        raise CommandError(str(error)) from None
+
+
+def add_evidence_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--format`` and the ``--simulate`` options of ``device attest`` (and ``device rotate-key``)."""
+    parser.add_argument("--format", choices=("key", "android-key", "apple-appattest"), default="key",
+                        help="attestation format (default: key, a proof of possession)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="build hardware evidence under the test authority (the only way on a computer)")
+    parser.add_argument("--test-authority", metavar="DIR", type=Path,
+                        help="the dev stack's test authority (default: $TRUSTGATE_TEST_AUTHORITY, else ./.devhost/test-authority)")
+    parser.add_argument("--security-level", choices=("tee", "strongbox"), default="tee", help="android-key: TEE or StrongBox")
+    parser.add_argument("--provisioning", choices=("factory", "remote"), default="factory",
+                        help="android-key: factory-provisioned or remotely provisioned (RKP) chain")
+    parser.add_argument("--package", help="android-key: package name (default: the dev stack's)")
+    parser.add_argument("--signer-digest", metavar="HEX", help="android-key: SHA-256 of the app signing certificate")
+    parser.add_argument("--app-id", help="apple-appattest: TEAMID.bundle.id (default: the dev stack's)")
+
+
+def simulation(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """DEV ONLY: the test authority and the evidence options ``--simulate`` asks for (see
+    :func:`client.device_api.simulated_evidence`). Raises :class:`CommandError`."""
+    from client import attestation_sim as sim  # dev-only dependencies
+
     try:
         authority = sim.TestAuthority.load(args.test_authority or sim.default_authority_dir())
         if args.format == "android-key":
             digest = bytes.fromhex(args.signer_digest) if args.signer_digest else sim.DEV_SIGNER_DIGEST
-            return client.attest_simulated(authority, "android-key", package=args.package or sim.DEV_PACKAGE,
-                                           signature_digest=digest, security_level=args.security_level,
-                                           provisioning=args.provisioning)
-        return client.attest_simulated(authority, "apple-appattest", app_id=args.app_id or sim.DEV_APP_ID)
+            return authority, {"package": args.package or sim.DEV_PACKAGE, "signature_digest": digest,
+                               "security_level": args.security_level, "provisioning": args.provisioning}
+        return authority, {"app_id": args.app_id or sim.DEV_APP_ID}
     except (sim.SimulationError, ValueError) as error:
         raise CommandError(str(error)) from None
 

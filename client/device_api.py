@@ -32,7 +32,16 @@ from typing import Any, BinaryIO, Callable, Iterator
 import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from client.keys import PrivateKey, attest_message, direct_upload_message, public_key_pem, sign, upload_message
+from client.keys import (
+    PrivateKey,
+    attest_message,
+    direct_upload_message,
+    public_key_pem,
+    rotation_message,
+    sign,
+    token_rotation_message,
+    upload_message,
+)
 from client.state import DeviceState, load_private_key
 
 DEFAULT_TIMEOUT = 60.0
@@ -202,21 +211,66 @@ class DeviceClient:
         ``provisioning``) or ``apple-appattest`` (options: ``app_id``, ``environment``; the device
         then proves requests with assertions). The challenge's raw bytes go into the evidence.
         """
-        from client import attestation_sim as sim  # dev-only dependencies (asn1crypto, cbor2)
-
         challenge = self.challenge()["challenge"]
-        raw = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
-        if fmt == "android-key":
-            chain = sim.android_chain(authority, self.private_key, raw, **options)
-            body = {"certificate_chain": [b64(der) for der in chain]}
-        else:
-            key_id, document = sim.apple_attestation(authority, self.private_key, raw, options["app_id"],
-                                                     environment=options.get("environment", "development"))
-            body = {"key_id": b64(key_id), "attestation_object": b64(document)}
-        result = self.attest_evidence({"format": fmt, "challenge": challenge, **body})
+        result = self.attest_evidence(simulated_evidence(authority, fmt, self.private_key, challenge, **options))
         if fmt == "apple-appattest":
             self.app_attest = AppAttest(options["app_id"], 0)
         return result
+
+    def rotate_key(self, new_key: PrivateKey, evidence: Callable[[str], dict[str, Any]] | None = None,
+                   app_id: str | None = None) -> dict[str, Any]:
+        """``POST /rotate-device-key``: replace the device key by ``new_key``, proving continuity
+        with the current key (an App Attest assertion for App Attest devices) over
+        ``rotate:{challenge}:{sha256 of the new SPKI}`` and possession with ``new_key`` (format
+        ``key``), or with ``evidence(challenge)``'s hardware evidence body for the new key (see
+        :func:`simulated_evidence`; ``app_id`` when the new key is an App Attest key).
+
+        On success this client signs with ``new_key`` from then on. Returns ``{message:
+        "device_key_rotated", key_type, trust_level, attestation, key_rotations}``; raises
+        :class:`ClientError` 400/401/403/409 (``key_already_current``: the rotation had landed
+        already, e.g. before a lost answer)/503.
+        """
+        challenge = self.challenge()["challenge"]
+        message = rotation_message(challenge, new_key)
+        body: dict[str, Any] = {"challenge": challenge, "signature_by_old_key": self.prove(message)}
+        if evidence is None:
+            body.update(new_public_key=public_key_pem(new_key), signature_by_new_key=b64(sign(new_key, message)))
+        else:
+            body.update(evidence(challenge))
+        result = self._request("POST", "/rotate-device-key", json=body)
+        self.adopt_key(new_key, app_id)
+        return result
+
+    def adopt_key(self, new_key: PrivateKey, app_id: str | None = None) -> None:
+        """Sign with ``new_key`` from now on (after a rotation the server confirmed); an App Attest
+        key's assertion counter starts again from 0."""
+        self.private_key = new_key
+        self.app_attest = AppAttest(app_id, 0) if app_id else None
+
+    def rotate_token(self, new_token: str) -> dict[str, Any]:
+        """``POST /rotate-device-token``: make ``new_token`` the device token, with the device
+        key's proof over ``rotate-token:{challenge}:{sha256 of the new token}`` (required for an
+        attested device, ignored for one without a key). On success this client sends
+        ``new_token`` from then on. Raises :class:`ClientError` 400/401/403/503 (after a 503 the
+        rotation may have landed: try :meth:`uses_token` with the new token)."""
+        challenge = self.challenge()["challenge"]
+        body = {"new_device_token": new_token, "challenge": challenge,
+                "signature": self.prove(token_rotation_message(challenge, new_token))}
+        result = self._request("POST", "/rotate-device-token", json=body)
+        self._device_token = new_token
+        return result
+
+    def uses_token(self, token: str) -> bool:
+        """Whether the server accepts ``token`` as this device's token now (``GET /api/device``
+        with it); ``False`` on ``403 invalid_credentials``. Other errors raise."""
+        try:
+            request_json(self.session, "GET", self.server_url, "/api/device", self.timeout,
+                         headers={"deviceid": self.deviceid, "deviceToken": token})
+        except ClientError as error:
+            if error.status == 403 and error.message == "invalid_credentials":
+                return False
+            raise
+        return True
 
     def prove(self, message: bytes) -> str:
         """The base64 proof of ``message`` for a request: a signature with the device key, or for
@@ -340,6 +394,41 @@ class DeviceClient:
             all_headers["deviceid"] = self.deviceid
             all_headers["deviceToken"] = self._device_token
         return request_json(self.session, method, self.server_url, route, self.timeout, headers=all_headers, **kwargs)
+
+
+def simulated_evidence(authority: Any, fmt: str, key: PrivateKey, challenge: str, **options: Any) -> dict[str, Any]:
+    """DEV ONLY: the ``/attest-device`` (or ``/rotate-device-key``) evidence fields a real device
+    would send for ``key`` and ``challenge``, built under the dev stack's test ``authority``:
+    ``{format, challenge, certificate_chain}`` for ``android-key`` (options: ``package``,
+    ``signature_digest``, ``security_level``, ``provisioning``), ``{format, challenge, key_id,
+    attestation_object}`` for ``apple-appattest`` (options: ``app_id``, ``environment``)."""
+    from client import attestation_sim as sim  # dev-only dependencies (asn1crypto, cbor2)
+
+    raw = base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
+    if fmt == "android-key":
+        chain = sim.android_chain(authority, key, raw, **options)
+        return {"format": fmt, "challenge": challenge, "certificate_chain": [b64(der) for der in chain]}
+    key_id, document = sim.apple_attestation(authority, key, raw, options["app_id"],
+                                             environment=options.get("environment", "development"))
+    return {"format": fmt, "challenge": challenge, "key_id": b64(key_id), "attestation_object": b64(document)}
+
+
+class FunctionKeyClient:
+    """A client of one server's ``AuthLevel.FUNCTION`` endpoints (the audit log, the operator API):
+    ``function_key`` is sent as ``x-functions-key`` (Azure checks it; devhost and Core Tools do not)."""
+
+    def __init__(self, server_url: str, function_key: str | None = None, session: requests.Session | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.server_url = server_url.rstrip("/")
+        self.headers = {"x-functions-key": function_key} if function_key else {}
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    def _call(self, method: str, route: str, body: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
+        """``method route`` with the query ``params`` that are not ``None`` and the JSON ``body`` if given."""
+        query = {k: v for k, v in params.items() if v is not None}
+        return request_json(self.session, method, self.server_url, route, self.timeout, headers=self.headers,
+                            params=query, **({"json": body} if body is not None else {}))
 
 
 def page_params(page_size: int | None, continuation: str | None) -> dict[str, Any]:

@@ -118,13 +118,18 @@ def public_key_pem(private_key: PrivateKey) -> str:
     ).decode("ascii")
 
 
-def public_key_fingerprint(private_key: PrivateKey) -> str:
-    """``SHA256:`` + lowercase hex SHA-256 of the DER SubjectPublicKeyInfo: safe to print."""
+def spki_sha256(private_key: PrivateKey) -> str:
+    """Lowercase hex SHA-256 of the public key's DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7)."""
     der = private_key.public_key().public_bytes(
         encoding=serialization.Encoding.DER,
         format=serialization.PublicFormat.SubjectPublicKeyInfo,
     )
-    return "SHA256:" + hashlib.sha256(der).hexdigest()
+    return hashlib.sha256(der).hexdigest()
+
+
+def public_key_fingerprint(private_key: PrivateKey) -> str:
+    """``SHA256:`` + lowercase hex SHA-256 of the DER SubjectPublicKeyInfo: safe to print."""
+    return "SHA256:" + spki_sha256(private_key)
 
 
 def attest_message(challenge: str) -> bytes:
@@ -140,3 +145,13 @@ def upload_message(challenge: str, sha256_hex: str) -> bytes:
 def direct_upload_message(challenge: str, sha256_hex: str, size: int, content_type: str) -> bytes:
     """What the device signs to ask for a direct upload: ``direct-upload:{challenge}:{sha256}:{size}:{content_type}``."""
     return f"direct-upload:{challenge}:{sha256_hex}:{size}:{content_type}".encode("utf-8")
+
+
+def rotation_message(challenge: str, new_key: PrivateKey) -> bytes:
+    """What the current and the new key sign to rotate: ``rotate:{challenge}:{SHA-256 hex of the new key's DER SPKI}``."""
+    return f"rotate:{challenge}:{spki_sha256(new_key)}".encode("utf-8")
+
+
+def token_rotation_message(challenge: str, new_token: str) -> bytes:
+    """What the device key signs to rotate the token: ``rotate-token:{challenge}:{SHA-256 hex of the new token}``."""
+    return f"rotate-token:{challenge}:{hashlib.sha256(new_token.encode('utf-8')).hexdigest()}".encode("utf-8")

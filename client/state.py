@@ -39,6 +39,8 @@ class DeviceState:
     ``attestation_format`` is how the key was attested (``key``, ``android-key``,
     ``apple-appattest``); App Attest devices also keep their ``app_id`` and the last
     ``assertion_counter`` they used (each request's assertion carries a greater one).
+    ``pending_device_token`` (also a secret) is a token ``device rotate-token`` sent but has not
+    seen confirmed yet: the next run finds out which token the server has.
     """
 
     server: str
@@ -51,6 +53,7 @@ class DeviceState:
     attestation_format: str | None = None
     app_id: str | None = None
     assertion_counter: int = 0
+    pending_device_token: str | None = None
 
     def __repr__(self) -> str:  # keep the token out of tracebacks and debug output
         return f"DeviceState(server={self.server!r}, deviceid={self.deviceid!r}, key_type={self.key_type!r})"
@@ -68,6 +71,7 @@ class DeviceState:
             "attestation_format": self.attestation_format,
             "app_id": self.app_id,
             "assertion_counter": self.assertion_counter,
+            "pending_device_token": self.pending_device_token,
         }
 
     @classmethod
@@ -82,7 +86,7 @@ class DeviceState:
             if not isinstance(value, str) or not value:
                 raise StateError(f"device state field '{key}' is missing or not a string")
             values[field] = value
-        for field in ("registered_at", "attested_at", "attestation_format", "app_id"):
+        for field in ("registered_at", "attested_at", "attestation_format", "app_id", "pending_device_token"):
             value = document.get(field)
             values[field] = value if isinstance(value, str) else None
         counter = document.get("assertion_counter")

@@ -26,7 +26,8 @@ from client.device_api import DEFAULT_TIMEOUT, request_json
 
 
 class UserClient:
-    """Calls ``/register``, ``/verify_register``, ``/login``, ``/verify_login`` and ``/logout``.
+    """Calls ``/register``, ``/verify_register``, ``/login``, ``/verify_login``, ``/logout`` and
+    the account deletion (``/delete_account/otp``, ``/delete_account``).
 
     :param server_url: base URL, e.g. ``http://localhost:7071`` (no trailing slash needed).
     :param timeout: seconds per HTTP request.
@@ -57,6 +58,18 @@ class UserClient:
     def logout(self, sid: str) -> dict[str, Any]:
         """``POST /logout`` with header ``sid`` → ``{message: "logout_success"}``."""
         return request_json(self.session, "POST", self.server_url, "/logout", self.timeout, headers={"sid": sid})
+
+    def request_deletion(self, sid: str, password: str) -> dict[str, Any]:
+        """``POST /delete_account/otp`` with header ``sid`` → ``{message: "delete_otp_sent"}``; a
+        deletion code is mailed. Raises :class:`client.device_api.ClientError` 401 ``invalid_password``."""
+        return request_json(self.session, "POST", self.server_url, "/delete_account/otp", self.timeout,
+                            headers={"sid": sid}, json={"password": password})
+
+    def delete_account(self, sid: str, password: str, otp: str) -> dict[str, Any]:
+        """``POST /delete_account`` → ``{message: "account_deleted", summary}``: the account, its keys,
+        files and grants are gone. After a 503, call again with the same arguments: it completes."""
+        return request_json(self.session, "POST", self.server_url, "/delete_account", self.timeout,
+                            headers={"sid": sid}, json={"password": password, "otp": otp})
 
     def _post(self, route: str, document: dict[str, Any]) -> dict[str, Any]:
         return request_json(self.session, "POST", self.server_url, route, self.timeout, json=document)

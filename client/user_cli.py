@@ -6,7 +6,8 @@
 - ``user verify [--otp CODE]`` finishes whichever of the two waits for its code (the code is
   prompted for when ``--otp`` is not given); after a login it saves the session in
   ``<home>/session.json`` (mode 0600) for the ``files`` commands;
-- ``user logout`` ends the session on the server and deletes ``session.json``.
+- ``user logout`` ends the session on the server and deletes ``session.json``;
+- ``user delete`` deletes the account for good (:mod:`client.lifecycle_cli`).
 
 When stdin is a terminal, ``register`` and ``login`` prompt for the code at once. Passwords,
 codes and the session id are never printed.
@@ -56,6 +57,9 @@ def add_user_commands(commands: Any, common: argparse.ArgumentParser, server_typ
     logout = actions.add_parser("logout", parents=[common], help="end the session and forget it",
                                 description="POST /logout with the saved session, then delete session.json.")
     logout.set_defaults(handler=cmd_user_logout)
+    from client.lifecycle_cli import add_user_delete  # here: it builds on client.cli, which imports this module
+
+    add_user_delete(actions, common)
 
 
 def _read_password(args: argparse.Namespace, confirm: bool) -> str:

@@ -9,8 +9,9 @@ triggers to verify every upload's digest, shows that a replayed upload is answer
 file (crash-safe retries) while its challenge serves no other upload, that a wrong device token
 is refused, runs the message gatherer (:mod:`devhost.demo_messages`) and the encrypted
 file store (:mod:`devhost.demo_files`: two users, a shared file, a revoked grant), hardware
-attestation (:mod:`devhost.demo_attestation`) and the token service with the purge timer
-(:mod:`devhost.demo_tokens`), prints a summary and stops everything. Exit code 0 only if every check held.
+attestation (:mod:`devhost.demo_attestation`), the token service with the purge timer
+(:mod:`devhost.demo_tokens`) and the device and account lifecycle (:mod:`devhost.demo_lifecycle`),
+prints a summary and stops everything. Exit code 0 only if every check held.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from devhost.__main__ import ROOT, local_emulators, use_example_settings_if_needed
 from devhost.demo_attestation import attestation_demo
 from devhost.demo_files import file_store_demo
+from devhost.demo_lifecycle import lifecycle_demo
 from devhost.demo_messages import message_demo
 from devhost.demo_tokens import DEMO_PURGE_SCHEDULE, token_demo
 
@@ -143,6 +145,8 @@ def main() -> int:
             # devices: hardware attestation (simulated devices under the dev test authority)
             attestation_demo(host.base_url, Path(tmp) / "attestation", lambda label, ok: _check(label, ok, results))
             token_demo(host, lambda label, ok: _check(label, ok, results))
+            # device and account lifecycle (issue 16)
+            lifecycle_demo(host.base_url, mailbox, Path(tmp) / "lifecycle", lambda label, ok: _check(label, ok, results))
     passed = sum(results)
     print(f"\ndemo: {passed} passed, {len(results) - passed} failed", flush=True)
     return 0 if results and all(results) else 1

@@ -61,8 +61,9 @@ def _client(home: Path, *args: str, stdin: str | None = None, expect_ok: bool = 
     return result
 
 
-def _sign_in(server: str, mailbox: Mailbox, home: Path, email: str) -> None:
-    """Register ``email`` and log in through the CLI, typing the codes that arrive in ``mailbox``."""
+def _sign_in(server: str, mailbox: Mailbox, home: Path, email: str) -> str:
+    """Register ``email`` and log in through the CLI, typing the codes that arrive in ``mailbox``;
+    returns the password."""
     from shared_code.accounts import otp
 
     password = secrets.token_urlsafe(18)
@@ -72,6 +73,7 @@ def _sign_in(server: str, mailbox: Mailbox, home: Path, email: str) -> None:
         _client(home, "user", command, "--server", server, "--email", email, "--password-stdin", stdin=password + "\n")
         code = mailbox.latest_otp(email, purpose, after=before)
         _client(home, "user", "verify", "--otp", code)
+    return password
 
 
 def _stored_is_ciphertext(file_name: str, plaintext: bytes) -> tuple[bool, str]:

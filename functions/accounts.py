@@ -1,11 +1,14 @@
 """Accounts API (seed 002): register and log in, each confirmed by an emailed one-time code.
 
-Handlers only parse, call :mod:`shared_code.accounts` (``registration``, ``signin``), and map the result to a JSON response.
+Handlers only parse, call :mod:`shared_code.accounts` (``registration``, ``signin``, ``deletion``), and map the result to a
+JSON response. Account deletion hands :func:`shared_code.filestore.erasure.erase_user` to the accounts area, which never
+imports the file store.
 """
 
 import azure.functions as func
 
-from shared_code.accounts import registration, signin
+from shared_code.accounts import deletion, registration, signin
+from shared_code.filestore import erasure
 from shared_code.platform import login_throttle
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 
@@ -67,3 +70,25 @@ def logout(req: func.HttpRequest) -> func.HttpResponse:
     """POST /logout (header sid) → 200 logout_success / 403 invalid_session."""
     signin.logout(req.headers.get("sid"))
     return json_response(200, "logout_success")
+
+
+# account deletion (issue 16) ------------------------------------------------------------------
+
+@accounts_bp.route(route="delete_account/otp", methods=["POST"])
+@handle_errors
+def delete_account_otp(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /delete_account/otp {password} (header sid) → 200 delete_otp_sent / 401 invalid_password / 403 / 429 / 503."""
+    password = require_string(read_json_object(req), "password", max_length=MAX_PASSWORD_CHARS)
+    deletion.request_code(req.headers.get("sid"), password)
+    return json_response(200, "delete_otp_sent")
+
+
+@accounts_bp.route(route="delete_account", methods=["POST"])
+@handle_errors
+def delete_account(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /delete_account {password, otp} (header sid) → 200 account_deleted {summary} / 401 / 403 / 429 / 503."""
+    body = read_json_object(req)
+    password = require_string(body, "password", max_length=MAX_PASSWORD_CHARS)
+    code = require_string(body, "otp", max_length=MAX_OTP_CHARS)
+    summary = deletion.delete_account(req.headers.get("sid"), password, code, erase=erasure.erase_user)
+    return json_response(200, "account_deleted", summary=summary)

@@ -1,5 +1,6 @@
 """Device API (seed 000): register, challenge, attest, upload, list files, Play Integrity verify, show;
-and the timer that refreshes the attestation status list and re-checks stored chains.
+key and token rotation (issue 16); and the timer that refreshes the attestation status list and
+re-checks stored chains.
 
 Handlers only parse, call :mod:`shared_code`, and map the result to a JSON response.
 """
@@ -171,3 +172,51 @@ def refresh_attestation_status(timer: func.TimerRequest) -> None:
     log.info("attestation status sweep: checked=%d revoked=%d", report.checked, len(report.revoked))
     if report.failed:
         raise RuntimeError(f"attestation status sweep incomplete: {report.failed}")
+
+
+# device lifecycle (issue 16): self-service key and token rotation ------------------------------
+
+@devices_bp.route(route="rotate-device-key", methods=["POST"])
+@handle_errors
+def rotate_device_key(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /rotate-device-key {format?, challenge, signature_by_old_key, new_public_key +
+    signature_by_new_key | hardware evidence} → 200 / 400 / 401 / 403 / 409 / 503."""
+    from shared_code.devices import rotation  # brings the attestation verifier: imported on first use
+    from shared_code.devices.attestation import enrollment
+
+    device = _device(req)
+    body = read_json_object(req)
+    fmt = body.get("format", "key")
+    challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
+    old_proof = require_string(body, "signature_by_old_key", max_length=8192)
+    if fmt in (ANDROID_KEY, APPLE_APPATTEST):
+        request = rotation.KeyRotation(challenge, old_proof, evidence=enrollment.evidence_from_request(fmt, body))
+    elif fmt == "key":
+        request = rotation.KeyRotation(
+            challenge, old_proof,
+            new_public_key=require_string(body, "new_public_key", max_length=MAX_KEY_PEM_CHARS, error="unusable_key"),
+            signature_by_new_key=require_string(body, "signature_by_new_key", max_length=4096))
+    else:
+        raise BadRequest("unsupported_format", "format must be key, android-key or apple-appattest")
+    stored = rotation.rotate_key(device, request)
+    return json_response(200, "device_key_rotated", deviceid=stored["id"], key_type=stored["key_type"],
+                         trust_level=stored["trust_level"], attestation=stored["attestation"],
+                         key_rotations=len(stored.get("key_history") or ()))
+
+
+@devices_bp.route(route="rotate-device-token", methods=["POST"])
+@handle_errors
+def rotate_device_token(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /rotate-device-token {new_device_token, challenge?, signature?} → 200 / 400 / 401 / 403 / 503."""
+    from shared_code.devices import rotation
+
+    device = _device(req)
+    body = read_json_object(req)
+    new_token = require_string(body, "new_device_token", pattern=registry.DEVICE_TOKEN_PATTERN,
+                               min_length=registry.MIN_TOKEN_LENGTH, max_length=registry.MAX_TOKEN_LENGTH)
+    challenge = signature = None
+    if body.get("challenge") is not None or body.get("signature") is not None:
+        challenge = require_string(body, "challenge", max_length=256, error="invalid_field")
+        signature = require_string(body, "signature", max_length=8192)
+    stored = rotation.rotate_token(device, new_token, challenge, signature)
+    return json_response(200, "device_token_rotated", deviceid=stored["id"], token_rotated_at=stored["token_rotated_at"])

@@ -19,14 +19,17 @@ from shared_code.platform.errors import ServiceUnavailable
 
 log = logging.getLogger("trustgate.mail")
 
-#: Header naming the purpose of a one-time code mail (``register`` / ``login``); the dev mailbox
+#: Header naming the purpose of a one-time code mail (``register`` / ``login`` / ``delete``); the dev mailbox
 #: and tests read it to tell OTP mails apart.
 PURPOSE_HEADER = "X-TrustGate-Purpose"
 
 SUBJECTS = {
     "register": "Your TrustGate registration code",
     "login": "Your TrustGate sign-in code",
+    "delete": "Your TrustGate account deletion code",
 }
+#: What each purpose's code is for, in the mail's first line.
+ACTIONS = {"register": "registration", "login": "sign-in", "delete": "account deletion"}
 
 
 def _require_mail_settings() -> None:
@@ -50,7 +53,7 @@ def otp_message(recipient: str, code: str, purpose: str, ttl_seconds: int) -> Em
     message[PURPOSE_HEADER] = purpose
     minutes = max(1, ttl_seconds // 60)
     message.set_content(
-        f"Your TrustGate {'registration' if purpose == 'register' else 'sign-in'} code is:\n\n"
+        f"Your TrustGate {ACTIONS[purpose]} code is:\n\n"
         f"    {code}\n\n"
         f"It is valid for {minutes} minutes and can be used once. If you did not ask for it, ignore this mail.\n"
     )

@@ -37,7 +37,8 @@ from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 REGISTER = "register"
 LOGIN = "login"
-PURPOSES = (REGISTER, LOGIN)
+DELETE = "delete"  # account deletion (issue 16)
+PURPOSES = (REGISTER, LOGIN, DELETE)
 CODE_DIGITS = 6
 CODE_PATTERN = re.compile(r"[0-9]{6}")
 MAX_ATTEMPTS = 5
@@ -217,3 +218,9 @@ def _mark_used(item: dict[str, Any], etag: str) -> bool:
                 return False
             item, etag = {k: v for k, v in current.items() if not k.startswith("_")}, current["_etag"]
     raise _failed("too many concurrent tries, try again")
+
+
+def discard_all(email: str) -> int:
+    """Delete every code of ``email``, whatever its purpose (account deletion); returns how many
+    existed. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
+    return sum(cosmos.delete_item(cosmos.OTPS, _item_id(email, purpose), _item_id(email, purpose)) for purpose in PURPOSES)

@@ -5,6 +5,11 @@ only in the ``sid`` header. The server stores only its SHA-256, with the owner's
 database leak yields no usable session. A session dies after ``SESSION_IDLE_TIMEOUT_SECONDS``
 without use or ``SESSION_ABSOLUTE_TIMEOUT_SECONDS`` after login, whichever comes first, and at
 once on logout. Items carry ``expires_at`` and a Cosmos ``ttl``; the purge timer is the backstop.
+
+A session also names its user's :func:`~shared_code.accounts.users.incarnation`, and every check
+reads the user (no cache): a session lives only while that very account exists and is active, so
+suspending or deleting the account ends its sessions at once on every instance, and an address
+registered again never inherits an earlier account's sessions.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Mapping, Protocol
 
+from shared_code.accounts import users
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import random_token, sha256_hex
@@ -48,11 +54,12 @@ def _deadline(created_at: datetime, last_seen_at: datetime) -> datetime:
     )
 
 
-def _item(sid_hash: str, email: str, created_at: datetime, last_seen_at: datetime) -> dict:
+def _item(sid_hash: str, email: str, user: str, created_at: datetime, last_seen_at: datetime) -> dict:
     expires_at = _deadline(created_at, last_seen_at)
     return {
         "id": sid_hash,
         "email": email,
+        "user": user,
         "created_at": to_iso(created_at),
         "last_seen_at": to_iso(last_seen_at),
         "expires_at": to_iso(expires_at),
@@ -60,15 +67,21 @@ def _item(sid_hash: str, email: str, created_at: datetime, last_seen_at: datetim
     }
 
 
-def create_session(email: str) -> str:
-    """Start a session for the normalised ``email``; returns the raw session id (43 chars).
+def create_session(email: str, user: dict | None = None) -> str:
+    """Start a session for the normalised ``email`` (its user record ``user``, read when not
+    given); returns the raw session id (43 chars).
 
     One create. If it times out and lands later, the session exists but its id never reached
-    anyone: it is unusable and dies after the idle timeout. Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
+    anyone: it is unusable and dies after the idle timeout. Raises
+    :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when there is no such user,
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
+    user = user if user is not None else users.get_user(email)
+    if user is None:
+        raise Forbidden("invalid_session", "no account for this session")
     sid = random_token(SESSION_BYTES)
     now = utc_now()
-    cosmos.create_item(cosmos.SESSIONS, _item(sha256_hex(sid), email, now, now))
+    cosmos.create_item(cosmos.SESSIONS, _item(sha256_hex(sid), email, users.incarnation(user), now, now))
     return sid
 
 
@@ -76,8 +89,24 @@ def require_session(sid: str | None) -> Session:
     """The live session for the ``sid`` header value, extending its idle deadline.
 
     Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when ``sid`` is missing,
-    malformed, unknown, logged out or expired (idle or absolute timeout), and
+    malformed, unknown, logged out or expired (idle or absolute timeout), or its account is gone or
+    being deleted, ``user_suspended`` (403) while an operator suspends the account, and
     :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
+    session, user = session_owner(sid)
+    if users.status(user) == users.SUSPENDED:
+        raise Forbidden("user_suspended", "this account is suspended by an operator")
+    if users.status(user) != users.ACTIVE:
+        raise Forbidden("invalid_session", "the session is unknown or has expired")
+    return session
+
+
+def session_owner(sid: str | None) -> tuple[Session, dict]:
+    """The live session for ``sid`` and its account, whatever the account's status (account
+    deletion finishes a deletion already decided with it). Extends the idle deadline.
+
+    Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` like
+    :func:`require_session`, also when the account is gone or is a later registration of the address.
     """
     if not sid or not SID_PATTERN.fullmatch(sid):
         raise Forbidden("invalid_session", "a live session id is required in the sid header")
@@ -86,16 +115,19 @@ def require_session(sid: str | None) -> Session:
     now = utc_now()
     if item is None or from_iso(item["expires_at"]) <= now:
         raise Forbidden("invalid_session", "the session is unknown or has expired")
+    user = users.get_user(item["email"])
+    if user is None or item.get("user") != users.incarnation(user):
+        raise Forbidden("invalid_session", "the session is unknown or has expired")
     last_seen_at = from_iso(item["last_seen_at"])
     expires_at = from_iso(item["expires_at"])
     if now - last_seen_at >= TOUCH_INTERVAL:
-        touched = _item(sid_hash, item["email"], from_iso(item["created_at"]), now)
+        touched = _item(sid_hash, item["email"], item["user"], from_iso(item["created_at"]), now)
         try:
             cosmos.replace_item(cosmos.SESSIONS, touched, item["_etag"])
             expires_at = from_iso(touched["expires_at"])
         except cosmos.EtagMismatch:
             pass  # a concurrent request touched it (or logout deleted it: the next call fails)
-    return Session(email=item["email"], expires_at=expires_at)
+    return Session(email=item["email"], expires_at=expires_at), user
 
 
 def end_session(sid: str | None) -> bool:
@@ -116,3 +148,16 @@ def session_email(req: "HttpRequestLike") -> str:
     :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` (see :func:`require_session`).
     """
     return require_session(req.headers.get("sid")).email
+
+
+def end_sessions_of(email: str) -> int:
+    """Delete every session of ``email`` (a cross-partition query: sessions are partitioned by
+    their hash); returns how many this call deleted. For account deletion, whose sessions are
+    already refused (:func:`require_session` reads the account). Raises ServiceUnavailable."""
+    ended = 0
+    while True:
+        batch = cosmos.query_first(cosmos.SESSIONS, "SELECT c.id FROM c WHERE c.email = @email",
+                                   [{"name": "@email", "value": email}], 100)
+        ended += sum(cosmos.delete_item(cosmos.SESSIONS, item["id"], item["id"]) for item in batch)
+        if len(batch) < 100:
+            return ended

@@ -15,7 +15,7 @@ the password or the account.
 
 from __future__ import annotations
 
-from shared_code.accounts import otp, sessions, throttle
+from shared_code.accounts import otp, sessions, throttle, users
 from shared_code.accounts.users import get_user, normalize_email
 from shared_code.platform import login_throttle
 from shared_code.platform.errors import Forbidden, Unauthorized
@@ -37,8 +37,18 @@ def login(email: str, password: str) -> str:
     user = get_user(address)
     if not verify_password(password, user.get("password_hash") if user else None):
         raise Unauthorized("login_failed", "wrong email or password")
+    _require_active(user)
     otp.send_code(address, otp.LOGIN)
     return address
+
+
+def _require_active(user: dict) -> None:
+    """After the password matched: a suspended account is told so (403 ``user_suspended``); one
+    being deleted answers like an unknown email (401 ``login_failed``)."""
+    if users.status(user) == users.SUSPENDED:
+        raise Forbidden("user_suspended", "this account is suspended by an operator")
+    if users.status(user) != users.ACTIVE:
+        raise Unauthorized("login_failed", "wrong email or password")
 
 
 def verify_login(email: str, code: str) -> str:
@@ -49,17 +59,21 @@ def verify_login(email: str, code: str) -> str:
     the caller got 503 and never the session id, so the session is unusable (it expires after
     the idle timeout) and the code still works: the retry gets a new session; (3) the code
     marked used: a retry with the same code answers ``otp_used`` (the session id of the failed
-    request is lost; log in again). Before (3) lands, a retry always succeeds.
+    request is lost; log in again). Before (3) lands, a retry always succeeds. An account being
+    deleted answers ``otp_failed``, a suspended one ``user_suspended``, and the code stays usable.
 
-    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed`` / ``otp_used``.
+    Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed`` / ``otp_used``,
+    :class:`~shared_code.platform.errors.Forbidden` ``user_suspended``.
     """
     address = normalize_email(email)
     started: list[str] = []
 
     def start_session(_payload: dict) -> None:
-        if get_user(address) is None:
+        user = get_user(address)
+        if user is None or users.status(user) == users.DELETING:
             raise Unauthorized("otp_failed", "the code is wrong, expired or already used")
-        started.append(sessions.create_session(address))
+        _require_active(user)
+        started.append(sessions.create_session(address, user))
 
     try:
         otp.verify(address, otp.LOGIN, code, complete=start_session)

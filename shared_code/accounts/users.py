@@ -5,6 +5,12 @@ email (so a create-on-id makes exactly one of N concurrent registrations win) an
 is the address itself. Registration, passwords and
 OTPs live in :mod:`shared_code.accounts.registration` and :mod:`~shared_code.accounts.signin`; this module is the small shared contract other areas
 (KMS grants, the data store) use to name users.
+
+A user's ``status`` (issue 16) is ``active`` (also when absent), ``suspended`` (an operator's hold:
+sessions and sign-in refused, :mod:`shared_code.accounts.suspension`) or ``deleting`` (the account
+is being erased, :mod:`shared_code.accounts.deletion`: nothing works any more, the record goes
+last). :func:`incarnation` names one registration of an address, so what was bound to an earlier
+account of the same email (a session) never works for a later one.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from shared_code.platform.crypto import sha256_hex
 from shared_code.platform.errors import BadRequest
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 §4.5.3.1.3 path limit minus the angle brackets
+ACTIVE, SUSPENDED, DELETING = "active", "suspended", "deleting"
 
 
 def normalize_email(raw: object) -> str:
@@ -54,3 +61,20 @@ def get_user(email: str) -> dict[str, Any] | None:
     """
     key = user_key(email)
     return cosmos.read_item(cosmos.USERS, key, key)
+
+
+def status(user: dict[str, Any]) -> str:
+    """The user's status: ``active`` (also for records that predate statuses), ``suspended`` or ``deleting``."""
+    return user.get("status") or ACTIVE
+
+
+def incarnation(user: dict[str, Any]) -> str:
+    """What tells this account apart from any earlier or later one of the same address: its
+    ``registration_id`` where the record has one, else its ``created_at`` (microseconds)."""
+    return str(user.get("registration_id") or user["created_at"])
+
+
+def active_user(email: str) -> dict[str, Any] | None:
+    """The user stored under ``email`` if there is one and it is active, else ``None`` (one point read)."""
+    user = get_user(email)
+    return user if user is not None and status(user) == ACTIVE else None

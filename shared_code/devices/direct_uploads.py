@@ -12,7 +12,8 @@ file_id), so granting is one atomic create and ``/api/files`` lists the file as 
 
     {"id", "deviceid", "blob_name": "{deviceid}/{id}" (uploads container, once verified), "name",
      "size": bytes, "content_type", "sha256": hex, "status": "pending" | "verified" |
-     "digest_mismatch" | "size_mismatch" | "expired", "uploaded_at": iso (granted), "verified_at",
+     "digest_mismatch" | "size_mismatch" | "expired" | "cancelled" | "device_revoked",
+     "uploaded_at": iso (granted), "verified_at",
      "upload": {"staging_blob": "{deviceid}/{id}", "deadline": iso, "block_size": bytes, "slot": n,
                 "observed_size"?, "observed_sha256"?},
      "expires_at": iso, "ttl": seconds}         # all but verified records: the purge convention
@@ -23,6 +24,10 @@ retried request finds the grant it created. Writes, in order: slot (``upload_slo
 reclaimed (:mod:`shared_code.devices.upload_slots`); a grant whose challenge was not yet consumed
 is found again by the retry, which then consumes it; until then the challenge could still serve
 one other action of the same device, never a second grant.
+
+A grant is ``cancelled`` when its device is revoked (:mod:`shared_code.devices.lifecycle`): its
+staged blob is deleted and the verifier refuses anything staged for it later. A grant made by a
+request in flight during the revocation re-reads the device after its create and cancels itself.
 """
 
 from __future__ import annotations
@@ -36,10 +41,10 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared_code.devices import challenges, files, gates, proofs, upload_slots
+from shared_code.devices import challenges, files, gates, proofs, registry, upload_slots
 from shared_code.platform import blob_access, blobs, cosmos
 from shared_code.platform.config import get_settings
-from shared_code.platform.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized
+from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 log = logging.getLogger("trustgate.direct_uploads")
@@ -50,7 +55,8 @@ BLOCK_BYTES = 8 * 1024 * 1024  # Azure's high-throughput block blob range, and t
 MAX_BLOCKS = 50_000  # Put Block List limit
 RETENTION = timedelta(days=7)  # how long a grant that did not become a file stays queryable
 PENDING = "pending"
-TERMINAL_STATES = ("verified", "digest_mismatch", "size_mismatch", "expired")
+CANCELLED = "cancelled"
+TERMINAL_STATES = ("verified", "digest_mismatch", "size_mismatch", "expired", CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -180,10 +186,23 @@ def create_grant(device: dict[str, Any], request: GrantRequest) -> tuple[dict[st
             request.sha256, request.size, content_type):
         raise Unauthorized("invalid_challenge", "the challenge was already used for another upload")
     _consume(deviceid, request.challenge)
+    _settle_grant(existing)
     if state_of(existing) != PENDING:
         raise Conflict("upload_not_pending", f"this upload is already {state_of(existing)}")
     url, expiry = _upload_url(existing)
     return existing, url, expiry
+
+
+def _settle_grant(record: dict[str, Any]) -> None:
+    """After the grant's create: re-read the device; if it was revoked meanwhile (the revocation
+    may have looked for pending grants before this one existed), cancel the grant and raise
+    :class:`~shared_code.platform.errors.Forbidden` ``device_revoked`` (403)."""
+    device = registry.read_device(record["deviceid"])
+    if device is not None and registry.status(device) == registry.REVOKED:
+        from shared_code.devices import upload_verifier  # it imports this module
+
+        upload_verifier.cancel_grant(record)
+        raise Forbidden("device_revoked", "this device was revoked; the upload was not granted")
 
 
 def _new_record(deviceid: str, upload_id: str, request: GrantRequest, content_type: str,

@@ -5,11 +5,19 @@ from the upload's challenge by :func:`upload_file_id`; the client's file name is
 A record in container ``files`` (partition ``/deviceid``, id ``file_id``)::
 
     {"id": file_id, "deviceid", "blob_name", "name", "size": bytes, "content_type",
-     "sha256": hex, "status": "uploaded" | "verified" | "digest_mismatch",
-     "uploaded_at": iso, "verified_at": iso | None}
+     "sha256": hex, "status": "uploaded" | "verified" | "digest_mismatch" | "device_revoked",
+     "uploaded_at": iso, "verified_at": iso | None,
+     "status_before_revocation"?: the status a revocation replaced, "revoked_at"?: iso}
 
 Direct uploads (:mod:`shared_code.devices.direct_uploads`) add ``pending`` grants to the same
 container; the listing shows them with the status :func:`file_status` gives.
+
+A revoked device's files (:mod:`shared_code.devices.lifecycle`) are kept, blob and record, with
+status ``device_revoked`` for the operator; the device itself can no longer call. Every write that
+commits a file re-reads the device afterwards (:func:`settle_after_commit`), and the revocation
+marks the device before it looks for files: with Cosmos DB's strong consistency one of the two
+always sees the other, so no file committed by a request in flight during a revocation keeps a
+live status.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
-from shared_code.devices import challenges, gates, proofs
+from shared_code.devices import challenges, gates, proofs, registry
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.continuation import seal, unseal
@@ -41,6 +49,9 @@ log = logging.getLogger("trustgate.files")
 
 UPLOAD_PREFIX = "upload:"
 MAX_NAME_LENGTH = 255
+DEVICE_REVOKED = "device_revoked"
+# Concurrent writes of one file record (a revocation, the blob trigger) retry their etag-guarded write at most this often.
+MAX_WRITE_RACES = 8
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,7 @@ def store_upload(
         return stored
     _write_blob(record, incoming.stream)
     created = _create_record(record)
+    settle_after_commit(created)
     challenges.finish(claimed)
     log.info("file uploaded: device=%s file=%s size=%d", device["id"], record["id"], size)
     return created
@@ -188,6 +200,37 @@ def _stored_upload(record: dict[str, Any]) -> dict[str, Any] | None:
 
 def _uploads() -> ContainerClient:
     return blobs.container_client(get_settings().uploads_container)
+
+
+def settle_after_commit(record: dict[str, Any]) -> None:
+    """After a write that made ``record`` a file of its device: re-read the device and, if it was
+    revoked meanwhile, mark the file ``device_revoked`` and raise
+    :class:`~shared_code.platform.errors.Forbidden` ``device_revoked`` (403): an upload that
+    overlapped a revocation is never accepted. One point read; raises ``ServiceUnavailable``
+    (the file then stays as written, and the revocation's retry marks it)."""
+    device = registry.read_device(record["deviceid"])
+    if device is not None and registry.status(device) == registry.REVOKED:
+        mark_device_revoked(record["deviceid"], record["id"])
+        raise Forbidden("device_revoked", "this device was revoked; the upload was not accepted")
+
+
+def mark_device_revoked(deviceid: str, file_id: str, current: dict[str, Any] | None = None) -> bool:
+    """Set the file record's status to ``device_revoked`` (the previous one kept in
+    ``status_before_revocation``), by an etag-guarded replace retried on a lost race; ``True`` if
+    this call changed it, ``False`` when it is gone or already marked. ``current``: the record as
+    just read (with its ``_etag``), saving the first read. The blob stays. Raises ``ServiceUnavailable``."""
+    for _ in range(MAX_WRITE_RACES):
+        current = current or cosmos.read_item(cosmos.FILES, file_id, deviceid)
+        if current is None or current.get("status") == DEVICE_REVOKED:
+            return False
+        body = {k: v for k, v in current.items() if not k.startswith("_")}
+        body.update(status=DEVICE_REVOKED, status_before_revocation=current.get("status"), revoked_at=to_iso(utc_now()))
+        try:
+            cosmos.replace_item(cosmos.FILES, body, current["_etag"])
+            return True
+        except cosmos.EtagMismatch:
+            current = None
+    raise ServiceUnavailable(detail=f"file {file_id} kept changing while it was being marked device_revoked")
 
 
 def _write_blob(record: dict[str, Any], stream: BinaryIO) -> None:
@@ -263,11 +306,15 @@ def _decode_continuation(deviceid: str, text: str) -> str:
 
 
 def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, str], content_type: str | None) -> dict[str, Any]:
-    """Blob-trigger side: recompute the SHA-256 of an uploaded blob and upsert its record with
-    status ``verified`` or ``digest_mismatch``. Idempotent on the blob name.
+    """Blob-trigger side: recompute the SHA-256 of an uploaded blob and write its file record
+    with status ``verified`` or ``digest_mismatch``. Idempotent on the blob name.
 
-    ``blob_name`` is relative to the uploads container (``{deviceid}/{file_id}``). Raises
-    ``ValueError`` for a blob whose name is not of that shape (not written by this app).
+    The record is created, or replaced on its etag (re-read on a lost race), so a
+    ``device_revoked`` mark is never undone: the verdict then goes to ``status_before_revocation``.
+    Afterwards the device is re-read (:func:`settle_after_commit`): a file of a device revoked
+    meanwhile is marked. ``blob_name`` is relative to the uploads container
+    (``{deviceid}/{file_id}``). Raises ``ValueError`` for a blob whose name is not of that shape
+    (not written by this app), ``ServiceUnavailable``.
     """
     deviceid, _, file_id = blob_name.rpartition("/")
     if not deviceid or not file_id:
@@ -283,4 +330,28 @@ def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, s
     if record["status"] == "digest_mismatch":
         record["declared_sha256"] = declared
         log.warning("digest mismatch for blob %s (declared %s)", blob_name, declared)
-    return cosmos.upsert_item(cosmos.FILES, record)
+    written = _write_verdict(record)
+    try:
+        settle_after_commit(written)
+    except Forbidden:
+        return cosmos.read_item(cosmos.FILES, file_id, deviceid) or written
+    return written
+
+
+def _write_verdict(record: dict[str, Any]) -> dict[str, Any]:
+    """Create ``record``, or replace the stored one on its etag keeping a ``device_revoked`` mark."""
+    for _ in range(MAX_WRITE_RACES):
+        current = cosmos.read_item(cosmos.FILES, record["id"], record["deviceid"])
+        if current is None:
+            try:
+                return cosmos.create_item(cosmos.FILES, record)
+            except cosmos.AlreadyExists:
+                continue
+        body = dict(record)
+        if current.get("status") == DEVICE_REVOKED:
+            body.update(status=DEVICE_REVOKED, status_before_revocation=record["status"], revoked_at=current.get("revoked_at"))
+        try:
+            return cosmos.replace_item(cosmos.FILES, body, current["_etag"])
+        except cosmos.EtagMismatch:
+            continue
+    raise ServiceUnavailable(detail=f"file {record['id']} kept changing while its digest verdict was written")

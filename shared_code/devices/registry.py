@@ -10,13 +10,24 @@ A device record (container ``devices``, partition ``/id``)::
      "evidence": {"format", "certificate_chain": [base64 DER]} | {"format", "key_id", "attestation_object"} | absent,
      "assertion_counter": int (apple-appattest only: the last accepted assertion counter),
      "revoked": {"at": iso, "serials": [hex]} | absent,
-     "integrity": {"valid": bool, "verdict": {...}, "failed_checks": [str], "checked_at": iso} | absent}
+     "integrity": {"valid": bool, "verdict": {...}, "failed_checks": [str], "checked_at": iso} | absent,
+     "status": "active" | "suspended" | "revoked" | absent (active),
+     "status_reason": operator text | absent, "status_changed_at": iso | absent,
+     "key_history": [{"public_key", "key_type", "trust_level", "format", "attested_at", "retired_at"}] | absent,
+     "token_rotated_at": iso | absent}
 
 The deviceToken itself is never stored or logged. ``integrity`` is the latest Play Integrity
 result (:mod:`shared_code.devices.integrity.verdicts`); the token it came from is not kept here.
 ``attestation`` holds the verified claims (:mod:`shared_code.devices.attestation.verifier`) and
 ``evidence`` the raw evidence, kept for re-verification when the verifier or the revocation list
 changes (:mod:`shared_code.devices.attestation.sweep`).
+
+``status`` is the device's lifecycle (:mod:`shared_code.devices.lifecycle`): every authenticated
+call of a ``suspended`` device answers ``403 device_suspended``, of a ``revoked`` one ``403
+device_revoked`` (permanent: the record is kept, so the id can never be registered again).
+``trust_level: revoked`` is something else: the attestation was revoked (the upload gates refuse
+it) while the device may still call. ``key_history`` holds the keys rotated out
+(:mod:`shared_code.devices.rotation`), oldest first; no proof by them is accepted any more.
 """
 
 from __future__ import annotations
@@ -48,6 +59,9 @@ POSSESSION_VERIFIER = "trustgate-possession/1"
 
 # Hash compared against for unknown devices, so both failures cost the same work.
 _DUMMY_HASH = "0" * 64
+
+ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
+STATUSES = (ACTIVE, SUSPENDED, REVOKED)
 
 
 def attestation_message(challenge: str) -> bytes:
@@ -92,9 +106,11 @@ def register_device(deviceid: str, device_token: str) -> dict[str, Any]:
 
 
 def _same_registration(existing: dict[str, Any] | None, device_token: str) -> dict[str, Any]:
-    """``existing`` if it was registered with ``device_token`` (a repeat of that registration);
-    else :class:`Conflict` ``device_exists``."""
-    if existing is not None and keyed_hash_matches(get_settings().device_token_pepper, device_token, existing["token_hash"]):
+    """``existing`` if it was registered with ``device_token`` (a repeat of that registration) and
+    is not revoked (a revoked id is never registered again, whoever asks); else :class:`Conflict`
+    ``device_exists``."""
+    if existing is not None and status(existing) != REVOKED and keyed_hash_matches(
+            get_settings().device_token_pepper, device_token, existing["token_hash"]):
         return existing
     raise Conflict("device_exists", "a device with this deviceid is already registered")
 
@@ -102,9 +118,12 @@ def _same_registration(existing: dict[str, Any] | None, device_token: str) -> di
 def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, Any]:
     """Return the device record for valid credentials (the ``deviceid``/``deviceToken`` headers).
 
-    Raises :class:`Unauthorized` ``missing_credentials`` (401) when either is absent and
+    Raises :class:`Unauthorized` ``missing_credentials`` (401) when either is absent,
     :class:`Forbidden` ``invalid_credentials`` (403) when the device is unknown or the token
-    does not match (same answer for both, compared in constant time).
+    does not match (same answer for both, compared in constant time), and, for the right token
+    only, ``device_suspended`` / ``device_revoked`` (403, :func:`require_active`). The record is
+    read from Cosmos DB on every call (no cache), so a suspension or revocation holds from the
+    next request on, on every instance.
     """
     if not deviceid or not device_token:
         raise Unauthorized(
@@ -119,7 +138,35 @@ def authenticate(deviceid: str | None, device_token: str | None) -> dict[str, An
     if not keyed_hash_matches(pepper, device_token, expected) or device is None:
         log.info("device authentication failed")
         raise Forbidden("invalid_credentials", "unknown device or wrong device token")
+    return require_active(device)
+
+
+def status(device: dict[str, Any]) -> str:
+    """The device's lifecycle status: ``active`` (also when the record predates statuses),
+    ``suspended`` or ``revoked``."""
+    return device.get("status") or ACTIVE
+
+
+def require_active(device: dict[str, Any] | None) -> dict[str, Any]:
+    """``device`` if it exists and is active. Raises :class:`Forbidden` ``device_suspended`` /
+    ``device_revoked`` (403), and ``invalid_credentials`` for ``None`` (a record gone meanwhile).
+
+    Every write that re-reads the record after a lost race checks it again, so a suspension or
+    revocation landing in the middle of a request is never overwritten with a live state.
+    """
+    if device is None:
+        raise Forbidden("invalid_credentials", "unknown device or wrong device token")
+    current = status(device)
+    if current == SUSPENDED:
+        raise Forbidden("device_suspended", "this device is suspended by an operator")
+    if current == REVOKED:
+        raise Forbidden("device_revoked", "this device was revoked; register a new device")
     return device
+
+
+def read_device(deviceid: str) -> dict[str, Any] | None:
+    """The stored record of ``deviceid`` (``None`` if there is none). Raises ServiceUnavailable."""
+    return cosmos.read_item(cosmos.DEVICES, deviceid, deviceid)
 
 
 def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, signature: bytes) -> dict[str, Any]:
@@ -152,8 +199,8 @@ def attest_device(device: dict[str, Any], key: DevicePublicKey, challenge: str, 
     try:
         stored = cosmos.replace_item(cosmos.DEVICES, updated, device["_etag"])
     except cosmos.EtagMismatch:
-        current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"])
-        if current is None or current.get("public_key") != key.pem:
+        current = require_active(read_device(device["id"]))
+        if current.get("public_key") != key.pem:
             raise Conflict("already_attested", "the device is already attested with another key") from None
         stored = current
     challenges.finish(claimed)
@@ -172,6 +219,8 @@ def public_view(device: dict[str, Any]) -> dict[str, Any]:
         "trust_level": trust_level(device),
         "attestation": device.get("attestation"),
         "integrity": device.get("integrity"),
+        "status": status(device),
+        "key_rotations": len(device.get("key_history") or ()),
     }
 
 
@@ -187,12 +236,14 @@ def record_integrity(device: dict[str, Any], result: dict[str, Any], attempts: i
     """Store ``result`` as the device's latest ``integrity`` field; returns the updated record.
 
     Conditional replace on the record's etag, re-read and retried on a lost race so a concurrent
-    attestation is never overwritten. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`.
+    attestation is never overwritten, nor a suspension or revocation (whose cascade drops the
+    verdict: :func:`require_active` raises 403 then). Raises
+    :class:`~shared_code.platform.errors.ServiceUnavailable`.
     """
     current = device
     for _ in range(attempts):
         try:
             return cosmos.replace_item(cosmos.DEVICES, {**current, "integrity": result}, current["_etag"])
         except cosmos.EtagMismatch:
-            current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"]) or current
+            current = require_active(read_device(device["id"]))
     raise ServiceUnavailable(detail="the device record is being changed concurrently, try again")

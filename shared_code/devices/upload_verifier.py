@@ -5,6 +5,8 @@ a grant (:mod:`shared_code.devices.direct_uploads`) and its staged blob.
 
 1. read the grant; none, or not ``pending`` (verified, refused, expired, cancelled) → delete the
    staged blob, nothing else (a rewrite after the verdict never changes it);
+   the device revoked (:mod:`shared_code.devices.lifecycle`) → ``cancelled``; suspended → held:
+   nothing changes, the staged blob stays, and resuming the device verifies it;
 2. the copy already landed (an earlier attempt died after it) → record ``verified``;
 3. the blob's properties: modified after the deadline → ``expired``; size ≠ the grant's →
    ``size_mismatch``;
@@ -13,7 +15,9 @@ a grant (:mod:`shared_code.devices.direct_uploads`) and its staged blob.
    (:func:`shared_code.platform.blob_copy.copy_version`: every range ``x-ms-source-if-match``
    the hashed ETag, commit ``If-None-Match: *``), the device having no access there;
 6. record ``verified`` (etag-guarded replace; the record drops ``expires_at``/``ttl``), release
-   the slot, delete the staged blob.
+   the slot, delete the staged blob; then re-read the device, and mark the file
+   ``device_revoked`` if a revocation landed meanwhile
+   (:func:`shared_code.devices.files.settle_after_commit`).
 
 A staged blob rewritten after step 3 makes step 4 or 5 fail with ``SourceChanged``: nothing is
 copied, nothing recorded, and the rewrite's own event verifies the new version. So only bytes
@@ -33,12 +37,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import BlobClient
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobBlock, BlobClient
 
-from shared_code.devices import direct_uploads, upload_slots
+from shared_code.devices import direct_uploads, files, registry, upload_slots
 from shared_code.platform import blob_access, blob_copy, blobs, cosmos
 from shared_code.platform.config import get_settings
+from shared_code.platform.errors import Forbidden
 from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 log = logging.getLogger("trustgate.upload_verifier")
@@ -53,9 +59,10 @@ def verify_staged_blob(blob_name: str) -> str:
     """Verify the staged blob ``{deviceid}/{upload_id}`` (relative to the staging container)
     against its grant, as the module docstring says. Returns the outcome: the state recorded
     (``verified``, ``digest_mismatch``, ``size_mismatch``, ``expired``), ``already_<state>``,
-    ``orphan`` (no grant), ``gone`` (blob deleted meanwhile) or ``changed`` (rewritten during
-    verification; its next event decides). Raises ``ServiceUnavailable`` on a storage fault (the
-    trigger retries; every step is idempotent)."""
+    ``orphan`` (no grant), ``gone`` (blob deleted meanwhile), ``changed`` (rewritten during
+    verification; its next event decides), ``held`` (the device is suspended) or ``device_revoked``
+    (verified just as the device was revoked: the file is marked). Raises ``ServiceUnavailable`` on
+    a storage fault (the trigger retries; every step is idempotent)."""
     deviceid, _, upload_id = blob_name.rpartition("/")
     staged = _staging_client(blob_name)
     record = direct_uploads.read_grant(deviceid, upload_id) if deviceid else None
@@ -66,6 +73,12 @@ def verify_staged_blob(blob_name: str) -> str:
     if record["status"] != direct_uploads.PENDING:
         _delete(staged)
         return f"already_{record['status']}"
+    device_status = registry.status(registry.read_device(deviceid) or {"status": registry.REVOKED})
+    if device_status == registry.REVOKED:
+        return cancel_grant(record)
+    if device_status == registry.SUSPENDED:
+        log.info("staged blob %s: device suspended, verification held until it is resumed", blob_name)
+        return "held"
     if _copied(record):
         return _conclude(record, "verified")
     with blobs.storage_errors("staged blob properties"):
@@ -109,6 +122,37 @@ def sweep_expired_grants(now: datetime | None = None, batch: int = SWEEP_BATCH) 
     if records:
         log.info("expired %d direct-upload grant(s)", len(records))
     return len(records)
+
+
+def cancel_grant(record: dict[str, Any]) -> str:
+    """Cancel the pending grant ``record`` (its device was revoked): record ``cancelled``
+    (etag-guarded; a verdict recorded first stands), release its slot, delete its staged blob.
+    Returns the state that stands (``cancelled`` or ``already_<state>``). Idempotent; raises
+    ``ServiceUnavailable``."""
+    return _conclude(record, direct_uploads.CANCELLED)
+
+
+def requeue_held(record: dict[str, Any]) -> bool:
+    """Have the staging trigger verify ``record``'s staged blob again (after its device was
+    resumed, :func:`verify_staged_blob` having held it): commit the blob's committed block list
+    once more, conditional on the ETag just read. That is a Put Block List without data, which
+    raises a new ``BlobCreated`` event (Event Grid; devhost sees the new ETag). ``True`` if a
+    commit was made or the device rewrote the blob meanwhile (its own event verifies it), ``False``
+    when nothing is committed yet. The new commit's time counts against the grant's deadline.
+    Raises ``ServiceUnavailable``."""
+    staged = _staging_client(record["upload"]["staging_blob"])
+    with blobs.storage_errors("staged blob requeue"):
+        try:
+            properties = staged.get_blob_properties()
+            committed, _ = staged.get_block_list("committed")
+            staged.commit_block_list([BlobBlock(block_id=block.id) for block in committed],
+                                     content_settings=properties.content_settings, metadata=properties.metadata,
+                                     etag=properties.etag, match_condition=MatchConditions.IfNotModified)
+        except ResourceNotFoundError:
+            return False
+        except ResourceModifiedError:
+            return True
+    return True
 
 
 def _staging_client(blob_name: str) -> BlobClient:
@@ -164,6 +208,11 @@ def _conclude(record: dict[str, Any], status: str, **observed: Any) -> str:
     upload_slots.release(record["deviceid"], record["upload"]["slot"], record["id"])
     _delete(_staging_client(record["upload"]["staging_blob"]))
     log.info("direct upload %s of device %s: %s", record["id"], record["deviceid"], status)
+    if status == "verified":
+        try:
+            files.settle_after_commit(body)
+        except Forbidden:
+            return files.DEVICE_REVOKED
     return status
 
 
@@ -177,7 +226,7 @@ def _concluded(record: dict[str, Any], status: str, observed: dict[str, Any]) ->
         body.pop("expires_at", None)  # a verified file never expires
         body.pop("ttl", None)
     else:
-        if status != "expired":
+        if status not in ("expired", direct_uploads.CANCELLED):
             body["verified_at"] = to_iso(now)
         direct_uploads.with_expiry(body, now + direct_uploads.RETENTION)
     return body

@@ -108,7 +108,8 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
     """Store ``envelope`` as ``file_name`` for its KMS owner ``email``, sealed under the key's
     current version (``key_version``, when given, must be it); returns ``(key version, etag)``.
 
-    Without ``if_match`` the file must be new (never overwriting). With ``if_match`` (the etag the
+    Without ``if_match`` the file must be new (never overwriting; a blob sealed for an earlier key
+    of the name, which is never served, is replaced on its etag). With ``if_match`` (the etag the
     owner downloaded) the stored file is replaced only if it is still that one: one conditional
     write, so if it times out and lands later the caller got 503 and the file is replaced (a retry
     with the same etag answers 412 and a download shows the new version); two racing replaces
@@ -154,9 +155,26 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
         # The SDK retries a write whose answer was lost; its retry then meets the blob the first
         # try wrote. The request's random id tells that apart from another upload.
         properties = _properties(blob)
+    if properties is not None and if_match is None and not _of_key(properties, key):
+        return _replace_leftover(email, file_name, envelope, key_version, properties.etag)
     if properties is None or (properties.metadata or {}).get("upload_id") != upload_id:
         raise refusal
     return current, properties.etag
+
+
+def _of_key(properties: BlobProperties, key: dict[str, Any]) -> bool:
+    """Whether a stored blob was sealed for key item ``key`` (its generation; ``""``: older code)."""
+    return (properties.metadata or {}).get("key_generation", "") == (key.get("generation") or "")
+
+
+def _replace_leftover(email: str, file_name: str, envelope: Envelope, key_version: int | None, etag: str) -> tuple[int, str]:
+    """Replace, on its etag, a blob sealed for an earlier key of the name: never served (its key is
+    gone) and left by an upload that landed after its owner's account deletion removed the file
+    (issue 16). Another upload that replaced it first wins: ``file_exists``."""
+    try:
+        return store(email, file_name, envelope, key_version=key_version, if_match=etag)
+    except PreconditionFailed:
+        raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
 
 
 def fetch(email: str, file_name: str) -> StoredFile:
@@ -176,9 +194,9 @@ def fetch(email: str, file_name: str) -> StoredFile:
             data = downloader.readall()
         except ResourceNotFoundError:
             raise not_found from None
-    metadata = downloader.properties.metadata or {}
-    if metadata.get("key_generation", "") != (key.get("generation") or ""):  # "": items of older code
+    if not _of_key(downloader.properties, key):
         raise not_found
+    metadata = downloader.properties.metadata or {}
     envelope = Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
     return StoredFile(envelope, _key_version(metadata), downloader.properties.etag)
 
@@ -189,10 +207,9 @@ def stored_key_version(key: dict[str, Any]) -> int | None:
     One properties read. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
     with blobs.storage_errors("encrypted file properties"):
         properties = _properties(_blob(key["file_name"]))
-    metadata = (properties.metadata or {}) if properties is not None else None
-    if metadata is None or metadata.get("key_generation", "") != (key.get("generation") or ""):
+    if properties is None or not _of_key(properties, key):
         return None
-    return _key_version(metadata)
+    return _key_version(properties.metadata or {})
 
 
 def _properties(blob: BlobClient) -> BlobProperties | None:
@@ -208,3 +225,15 @@ def _key_version(metadata: dict[str, str]) -> int:
 
 def _blob(file_name: str) -> BlobClient:
     return blobs.container_client(get_settings().encrypted_files_container).get_blob_client(kms.key_id(file_name))
+
+
+def delete_stored(kid: str) -> bool:
+    """Delete the stored file of key ``kid`` (account deletion; its key is already destroyed);
+    ``True`` if a blob was deleted. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
+    blob = blobs.container_client(get_settings().encrypted_files_container).get_blob_client(kid)
+    with blobs.storage_errors("encrypted file delete"):
+        try:
+            blob.delete_blob(delete_snapshots="include")
+            return True
+        except ResourceNotFoundError:
+            return False

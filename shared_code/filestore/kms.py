@@ -23,9 +23,16 @@ one commit write to the key item (a conditional create, or a replace on its etag
 entry it needs is written *before* it. An index entry grants nothing: readers show an entry only
 while the current key item has the entry's generation and still names the user as owner or
 grantee, so an entry left by a half-finished or lost request is invisible, and one written for
-an earlier key of the name (there is no delete today, but an entry may outlive anything) never
+an earlier key of the name (keys go with their owner's account, and an entry may outlive its key) never
 unlocks a later key. An access check is one point read of the key item; a revoke takes effect
 with the very next request.
+
+Account deletion (issue 16, :mod:`shared_code.filestore.erasure`) destroys a key by replacing
+its item with a tombstone that holds no key material (:func:`destroy_key`: crypto-shredding, every
+version at once since they all live in the one item); readers take a tombstone for no key
+(:func:`_read_key`), and it is deleted once the file and the index entries are gone. Grants go
+only to active accounts, and are withdrawn again when the friend's account stopped being active
+(or was registered anew) while the grant was being written.
 """
 
 from __future__ import annotations
@@ -128,7 +135,9 @@ def _new_key_item(kid: str, owner: str, file_name: str, kek: bytes) -> dict[str,
 
 
 def _read_key(kid: str) -> dict[str, Any] | None:
-    return cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+    """The key item ``kid``; ``None`` when there is none or it is a destroyed key's tombstone."""
+    item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+    return None if item is None or is_destroyed(item) else item
 
 
 def _role(key: dict[str, Any], email: str) -> str | None:
@@ -163,10 +172,22 @@ def grant(owner: str, file_name: str, friend_email: object) -> None:
     ``user_not_found`` when the friend is not registered, :class:`ServiceUnavailable`.
     """
     item, friend = _owned_and_friend(owner, file_name, friend_email)
-    if users.get_user(friend) is None:
+    account = users.active_user(friend)
+    if account is None:
         raise NotFound("user_not_found", "no registered user has that email")
     _write_index(item, friend, GRANTEE)
     _change_grantees(item, friend, granted=True)
+    _withdraw_if_gone(item, friend, users.incarnation(account))
+
+
+def _withdraw_if_gone(key: dict[str, Any], friend: str, incarnation: str) -> None:
+    """After a grant's commit: re-read the friend's account and withdraw the grant if it is no
+    longer that active account (an account deletion may have removed its grants just before this
+    one landed). Raises :class:`NotFound` ``user_not_found`` then."""
+    account = users.active_user(friend)
+    if account is None or users.incarnation(account) != incarnation:
+        _change_grantees(key, friend, granted=False)
+        raise NotFound("user_not_found", "no registered user has that email")
 
 
 def revoke(owner: str, file_name: str, friend_email: object) -> bool:
@@ -275,3 +296,82 @@ def _not_owner() -> BadRequest:
 
 def _file_exists() -> BadRequest:
     return BadRequest("file_exists", "a key for this file name already exists")
+
+
+# -- account deletion (issue 16): the KMS side of shared_code.filestore.erasure -------------------
+
+def is_destroyed(item: dict[str, Any]) -> bool:
+    """Whether a key item is a tombstone left by :func:`destroy_key`."""
+    return bool(item.get("destroyed_at"))
+
+
+def owned_key_ids(email: str) -> list[str]:
+    """The ids of every key item ``email`` owns, tombstones included (a cross-partition query:
+    key items are partitioned by id). Raises :class:`ServiceUnavailable`."""
+    return _ids(cosmos.KMS_KEYS, "SELECT c.id FROM c WHERE c.owner = @email", email, None)
+
+
+def granted_key_ids(email: str) -> list[str]:
+    """The ids of the live keys whose item names ``email`` as a grantee (a cross-partition query)."""
+    return _ids(cosmos.KMS_KEYS, "SELECT c.id FROM c WHERE ARRAY_CONTAINS(c.grantees, @email)", email, None)
+
+
+def index_key_ids(email: str) -> list[str]:
+    """The ids of every index entry of ``email`` (its ``file_access`` partition), whatever its role
+    or generation: what must go so that nothing names the address any more."""
+    return _ids(cosmos.FILE_ACCESS, "SELECT c.id FROM c WHERE c.email = @email", email, email)
+
+
+def _ids(spec: cosmos.ContainerSpec, query: str, email: str, partition_key: str | None) -> list[str]:
+    found: list[str] = []
+    continuation: str | None = None
+    while True:
+        page, continuation = cosmos.query_page(spec, query, [{"name": "@email", "value": email}],
+                                               partition_key=partition_key, page_size=LIST_PAGE_SIZE,
+                                               continuation=continuation)
+        found.extend(item["id"] for item in page)
+        if not continuation:
+            return found
+
+
+def destroy_key(kid: str) -> list[str] | None:
+    """Crypto-shred key ``kid``: replace its item (etag-guarded) by a tombstone without the public
+    key or any wrapped private key version and without grantees, keeping ``id``, ``file_name``,
+    ``owner`` and ``generation``. Returns the grantees it had (the grants revoked with it), or
+    ``None`` when it is gone or a tombstone already. From the moment the replace lands nobody can
+    get the private key, so every ciphertext sealed for it is unreadable. Raises
+    :class:`ServiceUnavailable` (if the replace landed anyway, a retry finds the tombstone)."""
+    for _ in range(MAX_WRITE_RACES):
+        item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+        if item is None or is_destroyed(item):
+            return None
+        tombstone = {"id": kid, "file_name": item.get("file_name"), "owner": item["owner"],
+                     "generation": item.get("generation"), "grantees": [], "destroyed_at": to_iso(utc_now())}
+        try:
+            cosmos.replace_item(cosmos.KMS_KEYS, tombstone, item["_etag"])
+            return list(item.get("grantees", []))
+        except cosmos.EtagMismatch:
+            continue
+    raise ServiceUnavailable(detail="the key kept changing while it was being destroyed, try again")
+
+
+def remove_grantee(kid: str, email: str) -> bool:
+    """Withdraw ``email``'s grant on key ``kid`` (its account is being deleted); ``True`` if it had one."""
+    key = _read_key(kid)
+    if key is None or email not in key.get("grantees", []):
+        return False
+    try:
+        return _change_grantees(key, email, granted=False)
+    except BadRequest:  # the key was destroyed or changed hands meanwhile: no grant left to withdraw
+        return False
+
+
+def drop_index(kid: str, email: str) -> bool:
+    """Delete ``email``'s index entry for key ``kid``; ``True`` if one existed."""
+    return cosmos.delete_item(cosmos.FILE_ACCESS, kid, email)
+
+
+def delete_tombstone(kid: str) -> bool:
+    """Delete a destroyed key's tombstone (the file name becomes free); never a live key."""
+    item = cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
+    return item is not None and is_destroyed(item) and cosmos.delete_item(cosmos.KMS_KEYS, kid, kid, etag=item["_etag"])

@@ -162,6 +162,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # abuse resistance (issue 12)
     SettingSpec("RATE_LIMIT_IPV6_PREFIX", "64", "per-client limits count IPv6 clients per network of this prefix length (64 = one subscriber's /64; 128 = per address)"),
     SettingSpec("KMS_KEYS_PER_HOUR", "60", "file key pairs (POST /get_public_key) one user may create per hour (429 beyond)"),
+    # device and account lifecycle (issue 16)
+    SettingSpec("ATTESTATION_REVOCATION_ACTION", "downgrade", "what a revoked attestation certificate does to the devices whose stored chain holds it: downgrade (trust_level revoked) or revoke (the device, with its cascade)"),
     # KMS key service (issue 18): KEK versions and the rewrap timer, unwrap, private-key export, file key versions.
     SettingSpec("KMS_MASTER_KEYS", "", "JSON map of KEK id -> base64 32-byte AES-256 KEK, for KEK rotation (one Key Vault secret in Azure); KMS_MASTER_KEY joins it under its derived id", secret=True),
     SettingSpec("KMS_ACTIVE_KEK", "", "id of the KEK new wraps use; required when more than one KEK is configured"),
@@ -281,6 +283,8 @@ class Settings:
     # abuse resistance (issue 12)
     rate_limit_ipv6_prefix: int
     kms_keys_per_hour: int
+    # device and account lifecycle (issue 16)
+    attestation_revocation_action: str
     # KMS key service (issue 18)
     kms_master_keys: str
     kms_active_kek: str
@@ -486,6 +490,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # abuse resistance (issue 12)
         rate_limit_ipv6_prefix=r.integer("RATE_LIMIT_IPV6_PREFIX", 32, 128),
         kms_keys_per_hour=r.integer("KMS_KEYS_PER_HOUR", 1, 1_000_000),
+        # device and account lifecycle (issue 16)
+        attestation_revocation_action=r.choice("ATTESTATION_REVOCATION_ACTION", ("downgrade", "revoke"), str.lower),
         # KMS key service (issue 18)
         kms_master_keys=r.text("KMS_MASTER_KEYS"),
         kms_active_kek=r.text("KMS_ACTIVE_KEK"),

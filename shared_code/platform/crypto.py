@@ -113,6 +113,12 @@ class DevicePublicKey:
         except (InvalidSignature, ValueError):
             return False
 
+    def spki_sha256(self) -> str:
+        """Lowercase hex SHA-256 of the key's DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7): the
+        key's fingerprint, as in RFC 7469 pins (there base64)."""
+        der = self.key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return hashlib.sha256(der).hexdigest()
+
 
 def _verify_rsa(key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
     schemes = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -158,3 +159,71 @@ class FakeStatusList(StatusListServer):
 
     def suspend(self, serial: str) -> None:
         self.entries[serial] = {"status": "SUSPENDED", "reason": "SOFTWARE_FLAW"}
+
+
+# --- request bodies for the device handlers ----------------------------------------------------
+
+def raw(challenge: str) -> bytes:
+    """A challenge's raw bytes (what a device puts into its evidence)."""
+    return base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
+
+
+def attest(actor: Any, document: dict) -> tuple[int, dict]:
+    """POST /attest-device ``document`` as ``actor`` (a :class:`tests.support.devices.DeviceActor`)."""
+    from tests.support.devices import call, json_body
+
+    headers, body = json_body(document)
+    return call("attest_device", "POST", "attest-device", headers={**actor.headers, **headers}, body=body)
+
+
+def chain_for(pki: FakePki, key: ec.EllipticCurvePrivateKey, challenge: str, **options: Any) -> list[bytes]:
+    """An ``android-key`` chain under ``pki`` for ``key`` and ``challenge``, with the test app identity."""
+    return sim.android_chain(pki.authority, key, raw(challenge), package=PACKAGE, signature_digest=SIGNER, **options)
+
+
+def android_body(pki: FakePki, challenge: str, chain: list[bytes] | None = None, **kwargs: Any) -> dict:
+    """An ``android-key`` evidence body for ``challenge`` (``pki.key`` attested unless ``chain`` is given)."""
+    options = {"package": PACKAGE, "signature_digest": SIGNER, **kwargs}
+    chain = chain or sim.android_chain(pki.authority, pki.key, raw(challenge), **options)
+    return {"format": "android-key", "challenge": challenge, "certificate_chain": [base64.b64encode(c).decode() for c in chain]}
+
+
+def apple_body(pki: FakePki, key: Any, challenge: str, **kwargs: Any) -> dict:
+    """An ``apple-appattest`` evidence body for ``key`` and ``challenge``."""
+    key_id, document = sim.apple_attestation(pki.authority, key, raw(challenge), APP_ID, **kwargs)
+    return {"format": "apple-appattest", "challenge": challenge, "key_id": base64.b64encode(key_id).decode(),
+            "attestation_object": base64.b64encode(document).decode()}
+
+
+@dataclass
+class SharedIntermediate:
+    """An intermediate CA under ``pki``'s Android root that signs the attestation certificates of
+    several devices (as a real batch or RKP intermediate does), so revoking its serial names them all."""
+
+    pki: FakePki
+    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+
+    def __post_init__(self) -> None:
+        now = datetime.now(timezone.utc)
+        self.name = sim._name(serial=secrets.token_hex(8), title="TEE")
+        self.certificate = sim.issue(self.name, self.key.public_key(), self.pki.authority.android_root.subject,
+                                     self.pki.authority.android_key, not_before=now - timedelta(days=1),
+                                     not_after=now + timedelta(days=3650))
+
+    @property
+    def serial(self) -> str:
+        """The intermediate's serial as the sweep compares them (lowercase hex)."""
+        return format(self.certificate.serial_number, "x")
+
+    def chain(self, device_key: ec.EllipticCurvePrivateKey, challenge: str) -> list[bytes]:
+        """root → this intermediate → a per-device attestation certificate → the key's leaf."""
+        now = datetime.now(timezone.utc)
+        batch_key = ec.generate_private_key(ec.SECP256R1())
+        batch_name = sim._name(serial=secrets.token_hex(8), title="TEE")
+        batch = sim.issue(batch_name, batch_key.public_key(), self.name, self.key, not_before=now - timedelta(days=1),
+                          not_after=now + timedelta(days=3650))
+        value = sim.key_description(raw(challenge), package=PACKAGE, signature_digest=SIGNER, creation=now)
+        leaf = sim.issue(sim._name(cn="Android Keystore Key"), device_key.public_key(), batch_name, batch_key,
+                         not_before=sim.EPOCH, not_after=sim.LEAF_NOT_AFTER, ca=None, serial=1,
+                         extensions=((sim.key_description_extension(value), False),))
+        return [der(c) for c in (leaf, batch, self.certificate, self.pki.authority.android_root)]

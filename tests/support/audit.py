@@ -51,6 +51,14 @@ def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
             for n in range(count)]
 
 
+def entries_since(start: int) -> list[dict]:
+    """The audit entries appended from index ``start`` on, parsed (read straight from the log)."""
+    from shared_code.audit import proofs, sequencer
+
+    state = sequencer.synced_state()
+    return [json.loads(entry) for _, entry in proofs.entries(start, state.size, state)]
+
+
 def audit_events(event: str) -> list[dict]:
     """Every entry of ``event`` in the audit log, read through the operator API page by page.
 

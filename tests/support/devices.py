@@ -55,16 +55,17 @@ def sign(key, message: bytes, pss: bool = False) -> str:
 
 
 def respond(name: str, method: str, path: str, *, headers: dict | None = None, body: bytes = b"",
-            params: dict | None = None) -> func.HttpResponse:
+            params: dict | None = None, route_params: dict | None = None) -> func.HttpResponse:
     """Invoke a registered handler directly; returns its response (status, headers, body)."""
-    req = func.HttpRequest(method, f"http://localhost/{path}", headers=headers or {}, params=params or {}, body=body)
+    req = func.HttpRequest(method, f"http://localhost/{path}", headers=headers or {}, params=params or {}, body=body,
+                           route_params=route_params or {})
     return HANDLERS[name](req)
 
 
 def call(name: str, method: str, path: str, *, headers: dict | None = None, body: bytes = b"",
-         params: dict | None = None) -> tuple[int, dict[str, Any]]:
+         params: dict | None = None, route_params: dict | None = None) -> tuple[int, dict[str, Any]]:
     """Invoke a registered handler directly; returns ``(status, parsed JSON body)``."""
-    resp = respond(name, method, path, headers=headers, body=body, params=params)
+    resp = respond(name, method, path, headers=headers, body=body, params=params, route_params=route_params)
     return resp.status_code, json.loads(resp.get_body())
 
 
@@ -92,6 +93,12 @@ class DeviceActor:
     @property
     def headers(self) -> dict[str, str]:
         return {"deviceid": self.deviceid, "deviceToken": self.token}
+
+    def record(self) -> dict[str, Any] | None:
+        """The device's stored record, read straight from Cosmos DB."""
+        from shared_code.platform import cosmos
+
+        return cosmos.read_item(cosmos.DEVICES, self.deviceid, self.deviceid)
 
     def register(self) -> tuple[int, dict]:
         h, b = json_body({"deviceid": self.deviceid, "deviceToken": self.token})

@@ -115,6 +115,12 @@ def _decode_attestation(attestation_object: bytes) -> tuple[list[x509.Certificat
     return [x509.load_der_x509_certificate(c) for c in x5c], auth_data, receipt if isinstance(receipt, bytes) else b""
 
 
+def attestation_certificates(attestation_object: bytes) -> list[x509.Certificate]:
+    """The ``attStmt.x5c`` certificates of an App Attest attestation object (credential certificate
+    first), for re-checking stored evidence. Raises ``ValueError`` for anything else."""
+    return _decode_attestation(attestation_object)[0]
+
+
 def _nonce_extension(certificate: x509.Certificate) -> bytes:
     value = certificate.extensions.get_extension_for_oid(NONCE_OID).value.value
     (tagged,) = asn1.children(asn1.parse_one(value))

@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from shared_code.devices import registry
 from shared_code.devices.attestation.apple import AssertionRefused, verify_assertion
 from shared_code.platform import cosmos
 from shared_code.platform.config import ConfigError, get_settings
@@ -61,5 +62,7 @@ def verify_assertion_proof(device: dict[str, Any], client_data: bytes, proof_b64
         try:
             return cosmos.replace_item(cosmos.DEVICES, {**current, "assertion_counter": counter}, current["_etag"])
         except cosmos.EtagMismatch:
-            current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"]) or current
+            current = registry.require_active(registry.read_device(device["id"]))
+            if current.get("public_key") != device["public_key"]:  # rotated meanwhile: the old key is out
+                raise Unauthorized("invalid_signature", f"{field}: the device key was rotated") from None
     raise ServiceUnavailable(detail="the device record is being changed concurrently, try again")

@@ -34,7 +34,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from shared_code.audit import trail
-from shared_code.devices import challenges
+from shared_code.devices import challenges, registry
 from shared_code.devices.attestation import results as r
 from shared_code.devices.attestation import status_list
 from shared_code.devices.attestation.verifier import (
@@ -138,7 +138,8 @@ def _bind(device: dict[str, Any], key: Any, evidence: Evidence, verification: r.
     of another field, such as a Play Integrity result, is kept). Also for the key already bound:
     evidence that it lives in secure hardware upgrades a key proved by possession only and
     refreshes the claims. An App Attest counter never goes back. Raises :class:`Conflict` when
-    another key won, :class:`Forbidden` when the device was revoked meanwhile, ServiceUnavailable
+    another key won, :class:`Forbidden` when the device's attestation was revoked, or the device
+    suspended or revoked, meanwhile, ServiceUnavailable
     when the record keeps changing."""
     current = device
     for _ in range(attempts):
@@ -150,8 +151,8 @@ def _bind(device: dict[str, Any], key: Any, evidence: Evidence, verification: r.
         try:
             return cosmos.replace_item(cosmos.DEVICES, updated, current["_etag"])
         except cosmos.EtagMismatch:
-            current = cosmos.read_item(cosmos.DEVICES, device["id"], device["id"])
-            if current is None or (current.get("public_key") and current["public_key"] != key.pem):
+            current = registry.require_active(registry.read_device(device["id"]))
+            if current.get("public_key") and current["public_key"] != key.pem:
                 raise Conflict("already_attested", "the device is already attested with another key") from None
             if current.get("trust_level") == "revoked":
                 raise Forbidden("attestation_required", "the device's attestation was revoked meanwhile") from None

@@ -10,6 +10,8 @@ from shared_code.accounts import sessions
 from shared_code.platform import cosmos
 from shared_code.platform.crypto import sha256_hex
 from shared_code.platform.errors import Forbidden
+from tests.support.accounts import new_email
+from tests.support.files import register_user
 
 pytestmark = pytest.mark.integration
 
@@ -22,20 +24,27 @@ def clock(monkeypatch: pytest.MonkeyPatch, emulators):
     return now
 
 
+def _registered(name: str) -> str:
+    """A registered address (sessions belong to an account)."""
+    email = new_email(name)
+    register_user(email)
+    return email
+
+
 def test_session_is_stored_only_as_a_hash_and_resolves_to_its_owner(clock) -> None:
-    sid = sessions.create_session("alice@example.org")
+    sid = sessions.create_session(email := _registered("alice"))
 
     stored = cosmos.read_item(cosmos.SESSIONS, sha256_hex(sid), sha256_hex(sid))
     assert stored is not None and sid not in str(stored)
-    assert sessions.require_session(sid).email == "alice@example.org"
+    assert sessions.require_session(sid).email == email
 
 
 def test_idle_session_dies_and_use_extends_it(clock) -> None:
-    sid = sessions.create_session("bob@example.org")
+    sid = sessions.create_session(email := _registered("bob"))
     clock["t"] += timedelta(minutes=29)
     sessions.require_session(sid)  # use keeps it alive
     clock["t"] += timedelta(minutes=29)
-    assert sessions.require_session(sid).email == "bob@example.org"
+    assert sessions.require_session(sid).email == email
     clock["t"] += timedelta(minutes=31)
     with pytest.raises(Forbidden) as caught:
         sessions.require_session(sid)
@@ -43,7 +52,7 @@ def test_idle_session_dies_and_use_extends_it(clock) -> None:
 
 
 def test_absolute_timeout_ends_even_a_busy_session(clock) -> None:
-    sid = sessions.create_session("carol@example.org")
+    sid = sessions.create_session(email := _registered("carol"))
     for _ in range(47):  # used every 15 minutes for 11 h 45 min: still alive
         clock["t"] += timedelta(minutes=15)
         sessions.require_session(sid)
@@ -53,7 +62,7 @@ def test_absolute_timeout_ends_even_a_busy_session(clock) -> None:
 
 
 def test_logout_kills_the_session_at_once(clock) -> None:
-    sid = sessions.create_session("dave@example.org")
+    sid = sessions.create_session(email := _registered("dave"))
     assert sessions.end_session(sid) is True
     with pytest.raises(Forbidden):
         sessions.require_session(sid)

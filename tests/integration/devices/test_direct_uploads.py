@@ -38,11 +38,8 @@ BLOCK = direct_uploads.BLOCK_BYTES
 
 
 @pytest.fixture
-def actor(emulators) -> DeviceActor:
-    device = DeviceActor()
-    assert device.register()[0] == 201
-    assert device.attest()[0] == 200
-    return device
+def actor(attested_device) -> DeviceActor:
+    return attested_device
 
 
 def _staged_name(body: dict) -> str:

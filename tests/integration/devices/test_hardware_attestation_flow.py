@@ -22,38 +22,25 @@ from client import attestation_sim as sim
 from shared_code.devices.attestation import status_list, sweep
 from shared_code.platform import cosmos
 from shared_code.platform.timeutil import utc_now
-from tests.support.attestation import APP_ID, PACKAGE, SIGNER, FakePki, FakeStatusList, extend_chain_as_device
+from tests.support.attestation import (
+    APP_ID,
+    PACKAGE,
+    SIGNER,
+    FakePki,
+    android_body,
+    apple_body,
+    attest,
+    extend_chain_as_device,
+    raw,
+)
 from tests.support.devices import DeviceActor, call, json_body
-from tests.support.play_integrity import configure  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def pki() -> FakePki:
-    return FakePki()
-
-
 @pytest.fixture
-def status():
-    with FakeStatusList() as fake:
-        yield fake
-    status_list.reset()
-
-
-@pytest.fixture
-def settings(configure, emulators, pki, status):
-    values = {
-        "ATTESTATION_TEST_ROOTS": pki.authority.roots_pem(),
-        "ANDROID_ATTESTATION_PACKAGES": PACKAGE,
-        "ANDROID_ATTESTATION_SIGNATURE_DIGESTS": ":".join(f"{b:02X}" for b in SIGNER),
-        "ANDROID_ATTESTATION_STATUS_URL": status.url,
-        "APP_ATTEST_APP_IDS": APP_ID,
-        "APP_ATTEST_ENVIRONMENT": "development",
-    }
-    configure(values)
-    status_list.reset()
-    return configure
+def settings(attestation_settings):
+    return attestation_settings
 
 
 @pytest.fixture
@@ -61,27 +48,6 @@ def device(emulators) -> DeviceActor:
     actor = DeviceActor()
     assert actor.register()[0] == 201
     return actor
-
-
-def raw(challenge: str) -> bytes:
-    return base64.urlsafe_b64decode(challenge + "=" * (-len(challenge) % 4))
-
-
-def attest(actor: DeviceActor, document: dict) -> tuple[int, dict]:
-    headers, body = json_body(document)
-    return call("attest_device", "POST", "attest-device", headers={**actor.headers, **headers}, body=body)
-
-
-def android_body(pki: FakePki, challenge: str, chain: list[bytes] | None = None, **kwargs) -> dict:
-    options = {"package": PACKAGE, "signature_digest": SIGNER, **kwargs}
-    chain = chain or sim.android_chain(pki.authority, pki.key, raw(challenge), **options)
-    return {"format": "android-key", "challenge": challenge, "certificate_chain": [base64.b64encode(c).decode() for c in chain]}
-
-
-def apple_body(pki: FakePki, key, challenge: str, **kwargs) -> dict:
-    key_id, document = sim.apple_attestation(pki.authority, key, raw(challenge), APP_ID, **kwargs)
-    return {"format": "apple-appattest", "challenge": challenge, "key_id": base64.b64encode(key_id).decode(),
-            "attestation_object": base64.b64encode(document).decode()}
 
 
 def stored(actor: DeviceActor) -> dict:
