@@ -53,6 +53,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared_code.audit import trail
 from shared_code.gatherer import access_tokens, message_log
 from shared_code.platform import cosmos, login_throttle
 from shared_code.platform.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
@@ -124,9 +125,11 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
     (the state stays Identified), ``state_conflict`` (409) when a racing request won, and
     :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429, before the user is read,
     so known and unknown names and right and wrong passwords are alike) over
-    ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.platform.login_throttle`).
+    ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.platform.login_throttle`;
+    the first refusal of a window is recorded as ``login_locked_out`` in the audit log, 503 when
+    that fails).
     """
-    login_throttle.admit_attempt("authenticate", username)
+    login_throttle.admit_attempt("authenticate", username, on_lockout=trail.record_lockout)
     user = _read(username)
     if not _may_authenticate(user):
         raise Conflict("not_identified", "send IDENTIFY for this user first")
