@@ -9,7 +9,9 @@ ciphertext bytes with the envelope as blob metadata ``encrypted_aes_key`` and
 ``encrypted_aes_iv`` (base64), plus ``key_generation`` (the KMS key it was sealed for; a blob of
 another generation is never served) and ``upload_id``, written in one conditional create
 (``If-None-Match: *``) so a second upload can never overwrite the first. Who may read is decided
-by the KMS: the key's owner and its grantees, checked on every request.
+by the KMS: the key's owner and its grantees, checked on every request. Each store and each
+download is recorded in the audit log first (``encrypted_file_stored`` / ``encrypted_file_downloaded``;
+a failed log write is 503, and nothing is stored or handed out).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContentSettings
 
+from shared_code.audit import trail
 from shared_code.filestore import kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
@@ -104,6 +107,7 @@ def store(email: str, file_name: str, envelope: Envelope) -> None:
                 "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector),
                 "key_generation": key.get("generation") or "", "upload_id": upload_id}
     blob = _blob(file_name)
+    trail.record("encrypted_file_stored", actor=trail.user_actor(email), objects={"file_key": key["id"], "size": len(envelope.encrypted_data)})
     with blobs.storage_errors("encrypted upload"):
         try:
             blob.upload_blob(envelope.encrypted_data, overwrite=False, metadata=metadata,
@@ -133,6 +137,7 @@ def fetch(email: str, file_name: str) -> Envelope:
     metadata = downloader.properties.metadata or {}
     if metadata.get("key_generation", "") != (key.get("generation") or ""):  # "": items of older code
         raise not_found
+    trail.record("encrypted_file_downloaded", actor=trail.user_actor(email), objects={"file_key": key["id"], "role": "owner" if key["owner"] == email else "grantee"})
     return Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
 
 

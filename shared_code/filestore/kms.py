@@ -26,6 +26,10 @@ grantee, so an entry left by a half-finished or lost request is invisible, and o
 an earlier key of the name (there is no delete today, but an entry may outlive anything) never
 unlocks a later key. An access check is one point read of the key item; a revoke takes effect
 with the very next request.
+
+Audit log (:mod:`shared_code.audit.trail`): ``kms_key_created``, ``kms_access_granted``,
+``kms_access_revoked`` and ``kms_private_key_exported`` are recorded before their first write (or
+before the key is handed out); a failed log write is 503 with nothing changed.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared_code.accounts import users
+from shared_code.audit import trail
 from shared_code.filestore import key_wrap
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
@@ -101,6 +106,7 @@ def create_key(owner: str, file_name: str) -> str:
     existing = _read_key(kid)
     if existing is None:
         item = _new_key_item(kid, owner, file_name, kek)
+        trail.record("kms_key_created", actor=trail.user_actor(owner), objects={"file_key": kid, "key_bits": item["key_bits"]})
         _write_index(item, owner, OWNER)
         try:
             cosmos.create_item(cosmos.KMS_KEYS, item)
@@ -160,6 +166,7 @@ def private_key_pem(email: str, file_name: str) -> bytes:
     item = key_for(email, file_name)
     if item is None:
         raise BadRequest("access_denied", "no key for this file name is available to you")
+    trail.record("kms_private_key_exported", actor=trail.user_actor(email), objects={"file_key": item["id"], "role": _role(item, email)})
     return key_wrap.unwrap(item["wrapped_private_key"], item["id"])
 
 
@@ -178,6 +185,7 @@ def grant(owner: str, file_name: str, friend_email: object) -> None:
     item, friend = _owned_and_friend(owner, file_name, friend_email)
     if users.get_user(friend) is None:
         raise NotFound("user_not_found", "no registered user has that email")
+    trail.record("kms_access_granted", actor=trail.user_actor(owner), objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
     _write_index(item, friend, GRANTEE)
     _change_grantees(item, friend, granted=True)
 
@@ -190,6 +198,7 @@ def revoke(owner: str, file_name: str, friend_email: object) -> bool:
     Raises like :func:`grant` except that the friend need not be registered.
     """
     item, friend = _owned_and_friend(owner, file_name, friend_email)
+    trail.record("kms_access_revoked", actor=trail.user_actor(owner), objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
     return _change_grantees(item, friend, granted=False)
 
 
