@@ -22,7 +22,7 @@ from pathlib import Path
 
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
-SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct")
+SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct", "kms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,17 +58,24 @@ def main(argv: list[str] | None = None) -> int:
                     att = attestation.run(base_url, authority)
             if "direct" in options.only:
                 direct = direct_uploads.run(settings, Path(tmp))
+    kms_figures = None
+    if "kms" in options.only:  # KMS key service (issue 18)
+        from benchmarks import kms
+
+        with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:
+            kms_figures = kms.run(settings, Path(tmp))
     audit_figures = None
     if "audit" in options.only:  # a fresh emulator pair: the proof log starts from an empty tree
         from benchmarks import audit
 
         with stack.emulators():
             audit_figures = audit.run()
-    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct)
+    _summary(imports, lat, ups, time.perf_counter() - started, toks, audit_figures, att, direct, kms_figures)
     return 0
 
 
-def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, direct=None) -> None:
+def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, att=None, direct=None,
+             kms_figures=None) -> None:
     from benchmarks.report import MIB, heading
 
     heading("Summary")
@@ -109,6 +116,11 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, a
         from benchmarks.direct_uploads import summary_lines
 
         lines += summary_lines(direct)
+    if kms_figures:
+        k = kms_figures
+        lines.append(f"RSA-3072 p50/p95 ms: /unwrap_key {k.unwrap_ms.p50:.1f}/{k.unwrap_ms.p95:.1f}, "
+                     f"/get_private_key {k.export_ms.p50:.1f}/{k.export_ms.p95:.1f} (N={k.unwrap_ms.n}); "
+                     f"OAEP decrypt CPU {k.cpu_ms['OAEP decrypt: valid data key']:.2f} ms")
     lines.append(f"benchmark wall time {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
 

@@ -51,14 +51,46 @@ def emulators() -> Iterator[StackSettings]:
     use_example_settings_if_needed()
     from devhost.emulators import running_emulators
     from devhost.provision import provision
-    from shared_code.platform.config import reset_settings
 
     with running_emulators(quiet=True) as running:
         settings = running.settings()
         os.environ.update(settings)
-        reset_settings()
+        _forget_clients()
         provision()
         yield StackSettings(dict(settings), {"azurite": running.processes[0].pid, "cosmos": running.processes[1].pid})
+    _forget_clients()
+
+
+def _forget_clients() -> None:
+    """Drop the app's cached settings, clients and audit state: a section may start a new emulator pair."""
+    from shared_code.audit import sequencer
+    from shared_code.platform import blobs, cosmos
+    from shared_code.platform.config import reset_settings
+
+    reset_settings()
+    cosmos.reset_client()
+    blobs.reset_client()
+    sequencer.reset_cache()
+
+
+@contextlib.contextmanager
+def environment(overrides: dict[str, str]) -> Iterator[None]:
+    """Set ``overrides`` in ``os.environ`` (a devhost subprocess inherits them) and restore the
+    previous values afterwards; the app's cached settings are dropped on the way in and out."""
+    from shared_code.platform.config import reset_settings
+
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    reset_settings()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_settings()
 
 
 @contextlib.contextmanager

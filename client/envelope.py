@@ -5,9 +5,10 @@
 a ciphertext served under another name fails to decrypt); the DEK is wrapped with RSA-OAEP
 (RFC 8017 §7.1) with SHA-256 and MGF1-SHA-256 under the file's KMS public key.
 
-``open_sealed``: unwraps the DEK with the KMS private key and decrypts, verifying the GCM tag.
-Any failure (wrong key, tampered ciphertext, nonce or wrapped key) raises :class:`EnvelopeError`
-and yields no plaintext.
+``open_with_data_key``: decrypts with the DEK the KMS unwrapped (``POST /unwrap_key``: the private
+key never leaves the KMS), verifying the GCM tag. ``open_sealed``: the seed's way, unwrapping the DEK
+here with the exported KMS private key (``POST /get_private_key``). Any failure (wrong key, tampered
+ciphertext, nonce or wrapped key) raises :class:`EnvelopeError` and yields no plaintext.
 """
 
 from __future__ import annotations
@@ -73,6 +74,22 @@ def open_sealed(sealed: Sealed, file_name: str, private_key_pem: bytes) -> bytes
         raise EnvelopeError("the KMS private key is not an RSA key")
     try:
         dek = private_key.decrypt(sealed.encrypted_aes_key, _oaep())
-        return AESGCM(dek).decrypt(sealed.encrypted_aes_initial_vector, sealed.encrypted_data, file_name.encode("utf-8"))
+    except ValueError:
+        raise _failed() from None
+    return open_with_data_key(sealed, file_name, dek)
+
+
+def open_with_data_key(sealed: Sealed, file_name: str, data_key: bytes) -> bytes:
+    """Decrypt ``sealed`` with its unwrapped AES ``data_key`` and verify its GCM tag.
+
+    Raises :class:`EnvelopeError` when the key is not an AES key or the tag does not verify
+    (wrong key, wrong file name, altered ciphertext or nonce).
+    """
+    try:
+        return AESGCM(data_key).decrypt(sealed.encrypted_aes_initial_vector, sealed.encrypted_data, file_name.encode("utf-8"))
     except (ValueError, InvalidTag):
-        raise EnvelopeError("the file failed authentication: wrong key, or the data or its envelope was altered") from None
+        raise _failed() from None
+
+
+def _failed() -> EnvelopeError:
+    return EnvelopeError("the file failed authentication: wrong key, or the data or its envelope was altered")

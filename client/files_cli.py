@@ -1,4 +1,4 @@
-"""``python -m client files put|get|grant|revoke|ls``: the encrypted store from the command line.
+"""``python -m client files put|get|grant|revoke|rotate|ls``: the encrypted store from the command line.
 
 Files are encrypted on this machine before upload and decrypted after download
 (:mod:`client.envelope`); the server only ever holds ciphertext. The session is read from
@@ -22,7 +22,7 @@ from client.state import StateError
 
 
 def add_store_commands(files: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
-    """Add the ``put|get|grant|revoke|ls`` actions under the ``files`` command (without an action,
+    """Add the ``put|get|grant|revoke|rotate|ls`` actions under the ``files`` command (without an action,
     ``files`` keeps listing the device's uploads)."""
     session = argparse.ArgumentParser(add_help=False, parents=[common])
     session.add_argument("--sid", help=f"session id (default: ${SID_ENV}, else <home>/session.json)")
@@ -38,7 +38,17 @@ def add_store_commands(files: argparse.ArgumentParser, common: argparse.Argument
     get.add_argument("file_name", metavar="FILE_NAME")
     get.add_argument("-o", "--output", type=Path, metavar="PATH", help="where to write it (default: ./FILE_NAME)")
     get.add_argument("--force", action="store_true", help="replace an existing output file")
+    get.add_argument("--export-private-key", action="store_true",
+                     help="fetch the file's private key and unwrap here (the seed's /get_private_key) "
+                          "instead of having the KMS unwrap the data key (/unwrap_key, the default)")
     get.set_defaults(handler=cmd_get)
+
+    rotate = actions.add_parser("rotate", parents=[session],
+                                help="rotate a file's key: new key version, re-encrypt the stored file, retire the old versions")
+    rotate.add_argument("file_name", metavar="FILE_NAME")
+    rotate.add_argument("--keep-old-versions", action="store_true",
+                        help="leave the older key versions usable for decryption (retire them later by rotating again)")
+    rotate.set_defaults(handler=cmd_rotate)
 
     for verb, handler, text in (("grant", cmd_grant, "let a registered user fetch the file's key"),
                                 ("revoke", cmd_revoke, "withdraw a user's access at once")):
@@ -80,8 +90,15 @@ def cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     target = args.output or Path(Path(args.file_name).name)
     if target.exists() and not args.force:
         raise StateError(f"{target} exists; use --force to replace it")
-    return _guarded(lambda: files_client(args).get_file(args.file_name, target),
+    return _guarded(lambda: files_client(args).get_file(args.file_name, target, export_private_key=args.export_private_key),
                     lambda path: print(f"decrypted and verified {_clean(args.file_name)} -> {path}", file=out))
+
+
+def cmd_rotate(args: argparse.Namespace, out: TextIO) -> int:
+    keep = args.keep_old_versions
+    return _guarded(lambda: files_client(args).rotate_file(args.file_name, retire=not keep),
+                    lambda version: print(f"rotated {_clean(args.file_name)} to key version {version}"
+                                          f"{' (older versions still usable)' if keep else ', older versions retired'}", file=out))
 
 
 def cmd_grant(args: argparse.Namespace, out: TextIO) -> int:

@@ -7,7 +7,8 @@ parse, call :mod:`shared_code.filestore.datastore` / :mod:`shared_code.filestore
 import azure.functions as func
 
 from shared_code.accounts.sessions import session_email
-from shared_code.filestore import datastore, kms
+from shared_code.filestore import datastore, key_versions, kms
+from shared_code.platform.client_address import caller_label
 from shared_code.platform.http import handle_errors, json_response, read_json_object
 
 datastore_bp = func.Blueprint()
@@ -16,23 +17,26 @@ datastore_bp = func.Blueprint()
 @datastore_bp.route(route="upload", methods=["POST"])
 @handle_errors
 def upload(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /upload {file_name, encrypted_data, encrypted_aes_key, encrypted_aes_initial_vector} →
-    200 / 400 / 403 / 409 file_exists / 413."""
+    """POST /upload {file_name, encrypted_data, encrypted_aes_key, encrypted_aes_initial_vector, key_version?}
+    (If-Match: etag to replace) → 200 {key_version, etag} / 400 / 403 / 409 file_exists / 412 / 413."""
     email = session_email(req)
     body = read_json_object(req, max_bytes=datastore.max_body_bytes())
     file_name = kms.validate_file_name(body.get("file_name"))
-    datastore.store(email, file_name, datastore.parse_envelope(body))
-    return json_response(200, "upload_success", file_name=file_name)
+    version = key_versions.parse_version(body.get("key_version"))
+    version, etag = datastore.store(email, file_name, datastore.parse_envelope(body), key_version=version,
+                                    if_match=req.headers.get("if-match") or None, client_address=caller_label(req.headers))
+    return json_response(200, "upload_success", headers={"ETag": etag}, file_name=file_name, key_version=version, etag=etag)
 
 
 @datastore_bp.route(route="download", methods=["GET"])
 @handle_errors
 def download(req: func.HttpRequest) -> func.HttpResponse:
-    """GET /download?file_name=… → 200 {the envelope fields} / 404 file_not_found / 403."""
+    """GET /download?file_name=… → 200 {the envelope fields, key_version, etag} / 404 file_not_found / 403."""
     email = session_email(req)
     file_name = kms.validate_file_name(req.params.get("file_name"))
-    envelope = datastore.fetch(email, file_name)
-    return json_response(200, "download_success", file_name=file_name, **envelope.to_json())
+    stored = datastore.fetch(email, file_name, client_address=caller_label(req.headers))
+    return json_response(200, "download_success", headers={"ETag": stored.etag}, file_name=file_name,
+                         **stored.envelope.to_json(), key_version=stored.key_version, etag=stored.etag)
 
 
 @datastore_bp.route(route="list_files", methods=["GET"])

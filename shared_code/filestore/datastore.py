@@ -6,27 +6,40 @@ public key, ``encrypted_aes_initial_vector`` the 96-bit GCM nonce.
 
 Blob ``{ENCRYPTED_FILES_CONTAINER}/{key_id}`` (key id: :func:`shared_code.filestore.kms.key_id`) holds the
 ciphertext bytes with the envelope as blob metadata ``encrypted_aes_key`` and
-``encrypted_aes_iv`` (base64), plus ``key_generation`` (the KMS key it was sealed for; a blob of
-another generation is never served) and ``upload_id``, written in one conditional create
-(``If-None-Match: *``) so a second upload can never overwrite the first. Who may read is decided
-by the KMS: the key's owner and its grantees, checked on every request. Each store and each
-download is recorded in the audit log first (``encrypted_file_stored`` / ``encrypted_file_downloaded``;
-a failed log write is 503, and nothing is stored or handed out).
+``encrypted_aes_iv`` (base64), ``key_generation`` (the KMS key it was sealed for; a blob of another
+generation is never served), ``key_version`` (the file key version whose public key wrapped the
+data key; absent on blobs stored before versions existed: 1) and ``upload_id``, written in one
+conditional create (``If-None-Match: *``) so a second upload can never overwrite the first.
+Replacing a stored file (after a key rotation: :mod:`shared_code.filestore.key_service`) is one
+conditional write on the etag the owner downloaded (``If-Match``). Who may read is decided by the
+KMS: the key's owner and its grantees, checked on every request. Each store (a replace included)
+and each download is recorded in the audit log first (``encrypted_file_stored`` /
+``encrypted_file_downloaded``); a failed log write is 503, and nothing is stored or handed out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, ContentSettings
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobProperties, ContentSettings
 
 from shared_code.audit import trail
-from shared_code.filestore import kms
+from shared_code.filestore import key_versions, kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import b64decode_strict, b64encode_text, random_token
-from shared_code.platform.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from shared_code.platform.errors import (
+    AppError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+)
 
 IV_BYTES = 12
 GCM_TAG_BYTES = 16
@@ -46,6 +59,16 @@ class Envelope:
     def to_json(self) -> dict[str, str]:
         """The three envelope fields of the API, base64 (standard alphabet, padded)."""
         return {name: b64encode_text(getattr(self, name)) for name in ENVELOPE_FIELDS}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file: its :class:`Envelope`, the file ``key_version`` that wrapped its data key,
+    and the blob's ``etag`` (for a conditional replace)."""
+
+    envelope: Envelope
+    key_version: int
+    etag: str
 
 
 def max_body_bytes() -> int:
@@ -83,42 +106,67 @@ def parse_envelope(fields: dict[str, object]) -> Envelope:
     return envelope
 
 
-def store(email: str, file_name: str, envelope: Envelope) -> None:
-    """Store ``envelope`` as ``file_name`` for its KMS owner ``email``, never overwriting.
+def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | None = None,
+          if_match: str | None = None, client_address: str | None = None) -> tuple[int, str]:
+    """Store ``envelope`` as ``file_name`` for its KMS owner ``email``, sealed under the key's
+    current version (``key_version``, when given, must be it); returns ``(key version, etag)``.
 
-    One step, a conditional blob create (``If-None-Match: *``) whose metadata names the key's
-    generation and a random id of this request. If it times out and lands later the caller got
-    503 and the file is stored; a retry answers ``409 file_exists`` (download it to compare). When
-    the SDK's own retry of the create meets the blob its first try wrote, the id tells, and the
-    upload succeeds.
+    Without ``if_match`` the file must be new (never overwriting). With ``if_match`` (the etag the
+    owner downloaded) the stored file is replaced only if it is still that one: one conditional
+    write, so if it times out and lands later the caller got 503 and the file is replaced (a retry
+    with the same etag answers 412 and a download shows the new version); two racing replaces
+    cannot both land. When the SDK's own retry of either write meets the blob its first try wrote,
+    the request's id (``upload_id``) tells, and the upload succeeds.
+
+    One step either way, a conditional blob write whose metadata names the key's generation, its
+    version and a random id of this request. A create that times out and lands later: the caller
+    got 503 and the file is stored; a retry answers ``409 file_exists`` (download it to compare).
 
     Raises :class:`Forbidden` ``permission_denied`` when ``email`` does not own the file's KMS
     key, :class:`BadRequest` ``invalid_field`` when ``encrypted_aes_key`` is not the size of
-    that key's RSA modulus, :class:`Conflict` ``file_exists`` when the file was uploaded
-    before, :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
+    that key's RSA modulus, :class:`Conflict` ``key_version_not_current`` for an older version,
+    ``file_exists`` when the file was uploaded before (no ``if_match``),
+    :class:`PreconditionFailed` ``precondition_failed`` when the stored file is not ``if_match``
+    (changed, or absent), :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails.
     """
     key = kms.key_of_owner(email, file_name)
     if key is None:
         raise Forbidden("permission_denied", "only the owner of the file's KMS key may upload it")
+    current = key_versions.current_version(key)
+    if key_version is not None and key_version != current:
+        raise Conflict("key_version_not_current", f"the file's key is at version {current}: seal the file under its "
+                                                  "current public key (POST /get_public_key or /rotate_file_key)")
     if len(envelope.encrypted_aes_key) != key["key_bits"] // 8:
         raise BadRequest("invalid_field", "'encrypted_aes_key' must be RSA-OAEP output under the file's KMS key")
     upload_id = random_token(16)
     metadata = {"encrypted_aes_key": b64encode_text(envelope.encrypted_aes_key),
                 "encrypted_aes_iv": b64encode_text(envelope.encrypted_aes_initial_vector),
-                "key_generation": key.get("generation") or "", "upload_id": upload_id}
+                "key_generation": key.get("generation") or "", "key_version": str(current), "upload_id": upload_id}
+    condition = {"overwrite": False} if if_match is None else \
+        {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
     blob = _blob(file_name)
-    trail.record("encrypted_file_stored", actor=trail.user_actor(email), objects={"file_key": key["id"], "size": len(envelope.encrypted_data)})
+    trail.record("encrypted_file_stored", actor=trail.user_actor(email), client_address=client_address,
+                 objects={"file_key": key["id"], "key_version": current, "size": len(envelope.encrypted_data),
+                          "replace": if_match is not None})
     with blobs.storage_errors("encrypted upload"):
         try:
-            blob.upload_blob(envelope.encrypted_data, overwrite=False, metadata=metadata,
-                             content_settings=ContentSettings(content_type="application/octet-stream"))
+            written = blob.upload_blob(envelope.encrypted_data, metadata=metadata, **condition,
+                                       content_settings=ContentSettings(content_type="application/octet-stream"))
+            return current, written["etag"]
         except ResourceExistsError:
-            if (blob.get_blob_properties().metadata or {}).get("upload_id") != upload_id:
-                raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
+            refusal: AppError = Conflict("file_exists", "this file was uploaded before; it cannot be overwritten")
+        except (ResourceModifiedError, ResourceNotFoundError):
+            refusal = PreconditionFailed(detail="the stored file changed since it was downloaded (or is gone): download it again")
+        # The SDK retries a write whose answer was lost; its retry then meets the blob the first
+        # try wrote. The request's random id tells that apart from another upload.
+        properties = _properties(blob)
+    if properties is None or (properties.metadata or {}).get("upload_id") != upload_id:
+        raise refusal
+    return current, properties.etag
 
 
-def fetch(email: str, file_name: str) -> Envelope:
-    """The stored envelope of ``file_name`` for its owner or a grantee.
+def fetch(email: str, file_name: str, client_address: str | None = None) -> StoredFile:
+    """The stored envelope of ``file_name`` for its owner or a grantee, with its key version and etag.
 
     Only a blob stored under the current key (same generation) counts. Raises
     :class:`NotFound` ``file_not_found`` when there is no such file *or* the caller may not read
@@ -137,8 +185,34 @@ def fetch(email: str, file_name: str) -> Envelope:
     metadata = downloader.properties.metadata or {}
     if metadata.get("key_generation", "") != (key.get("generation") or ""):  # "": items of older code
         raise not_found
-    trail.record("encrypted_file_downloaded", actor=trail.user_actor(email), objects={"file_key": key["id"], "role": "owner" if key["owner"] == email else "grantee"})
-    return Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
+    version = _key_version(metadata)
+    trail.record("encrypted_file_downloaded", actor=trail.user_actor(email), client_address=client_address,
+                 objects={"file_key": key["id"], "key_version": version, "role": kms.role(key, email)})
+    envelope = Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
+    return StoredFile(envelope, version, downloader.properties.etag)
+
+
+def stored_key_version(key: dict[str, Any]) -> int | None:
+    """The key version the stored file of key item ``key`` was sealed under, ``None`` when nothing
+    is stored under that key (a blob of another generation counts as nothing, as for downloads).
+    One properties read. Raises :class:`~shared_code.platform.errors.ServiceUnavailable`."""
+    with blobs.storage_errors("encrypted file properties"):
+        properties = _properties(_blob(key["file_name"]))
+    metadata = (properties.metadata or {}) if properties is not None else None
+    if metadata is None or metadata.get("key_generation", "") != (key.get("generation") or ""):
+        return None
+    return _key_version(metadata)
+
+
+def _properties(blob: BlobClient) -> BlobProperties | None:
+    try:
+        return blob.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+
+
+def _key_version(metadata: dict[str, str]) -> int:
+    return int(metadata.get("key_version", "1"))
 
 
 def _blob(file_name: str) -> BlobClient:

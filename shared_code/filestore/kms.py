@@ -6,7 +6,7 @@ the key::
     {"id": key_id, "file_name", "owner": email, "generation": random id of this key pair,
      "grantees": [email, ...], "key_bits", "public_key": PEM SPKI,
      "wrapped_private_key": {shared_code.filestore.key_wrap form}, "created_at": iso,
-     "access_changed_at": iso}
+     "access_changed_at": iso, "key_version"?, "previous_versions"?}   # shared_code.filestore.key_versions
 
 Container ``file_access`` (partition ``/email``) is the index that lists a user's files in one
 single-partition query, one item per user and file::
@@ -27,9 +27,9 @@ an earlier key of the name (there is no delete today, but an entry may outlive a
 unlocks a later key. An access check is one point read of the key item; a revoke takes effect
 with the very next request.
 
-Audit log (:mod:`shared_code.audit.trail`): ``kms_key_created``, ``kms_access_granted``,
-``kms_access_revoked`` and ``kms_private_key_exported`` are recorded before their first write (or
-before the key is handed out); a failed log write is 503 with nothing changed.
+Audit log (:mod:`shared_code.audit.trail`): ``kms_key_created``, ``kms_access_granted`` and
+``kms_access_revoked`` are recorded before their first write; a failed log write is 503 with
+nothing changed. (The key service's operations record their own: :mod:`shared_code.filestore.key_service`.)
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared_code.accounts import users
 from shared_code.audit import trail
-from shared_code.filestore import key_wrap
+from shared_code.filestore import key_versions, key_wrap
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import random_token, sha256_hex
@@ -82,7 +82,7 @@ def key_id(file_name: str) -> str:
     return sha256_hex(file_name)
 
 
-def create_key(owner: str, file_name: str) -> str:
+def create_key(owner: str, file_name: str, client_address: str | None = None) -> str:
     """The public key of ``file_name``'s RSA key pair (``KMS_RSA_KEY_BITS``, e = 65537) owned by
     ``owner``, as PEM SubjectPublicKeyInfo (RFC 5280), generating the pair on the first call.
 
@@ -106,7 +106,8 @@ def create_key(owner: str, file_name: str) -> str:
     existing = _read_key(kid)
     if existing is None:
         item = _new_key_item(kid, owner, file_name, kek)
-        trail.record("kms_key_created", actor=trail.user_actor(owner), objects={"file_key": kid, "key_bits": item["key_bits"]})
+        trail.record("kms_key_created", actor=trail.user_actor(owner), client_address=client_address,
+                     objects={"file_key": kid, "key_version": key_versions.current_version(item), "key_bits": item["key_bits"]})
         _write_index(item, owner, OWNER)
         try:
             cosmos.create_item(cosmos.KMS_KEYS, item)
@@ -137,8 +138,8 @@ def _read_key(kid: str) -> dict[str, Any] | None:
     return cosmos.read_item(cosmos.KMS_KEYS, kid, kid)
 
 
-def _role(key: dict[str, Any], email: str) -> str | None:
-    """``owner`` / ``grantee`` when the key item lets ``email`` use the key, else ``None``."""
+def role(key: dict[str, Any], email: str) -> str | None:
+    """``owner`` / ``grantee`` when the key item ``key`` lets ``email`` use the key, else ``None``."""
     if key["owner"] == email:
         return OWNER
     return GRANTEE if email in key.get("grantees", ()) else None
@@ -153,24 +154,10 @@ def key_of_owner(email: str, file_name: str) -> dict[str, Any] | None:
 def key_for(email: str, file_name: str) -> dict[str, Any] | None:
     """The key item of ``file_name`` if ``email`` owns it or holds a grant, else ``None`` (one point read)."""
     item = _read_key(key_id(file_name))
-    return item if item is not None and _role(item, email) is not None else None
+    return item if item is not None and role(item, email) is not None else None
 
 
-def private_key_pem(email: str, file_name: str) -> bytes:
-    """The PKCS#8 PEM private key of ``file_name`` for its owner or a grantee.
-
-    Raises :class:`BadRequest` ``access_denied`` for anyone else and for unknown names (same
-    answer), :class:`~shared_code.filestore.key_wrap.KeyUnwrapFailed` or ``ConfigError`` when the master
-    key cannot unwrap it, :class:`ServiceUnavailable` when Cosmos DB fails.
-    """
-    item = key_for(email, file_name)
-    if item is None:
-        raise BadRequest("access_denied", "no key for this file name is available to you")
-    trail.record("kms_private_key_exported", actor=trail.user_actor(email), objects={"file_key": item["id"], "role": _role(item, email)})
-    return key_wrap.unwrap(item["wrapped_private_key"], item["id"])
-
-
-def grant(owner: str, file_name: str, friend_email: object) -> None:
+def grant(owner: str, file_name: str, friend_email: object, client_address: str | None = None) -> None:
     """Let the registered user ``friend_email`` fetch ``file_name``'s private key.
 
     Steps: (1) the friend's index entry: if the process dies or times out here, nothing is
@@ -185,12 +172,12 @@ def grant(owner: str, file_name: str, friend_email: object) -> None:
     item, friend = _owned_and_friend(owner, file_name, friend_email)
     if users.get_user(friend) is None:
         raise NotFound("user_not_found", "no registered user has that email")
-    trail.record("kms_access_granted", actor=trail.user_actor(owner), objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
+    trail.record("kms_access_granted", actor=trail.user_actor(owner), client_address=client_address, objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
     _write_index(item, friend, GRANTEE)
     _change_grantees(item, friend, granted=True)
 
 
-def revoke(owner: str, file_name: str, friend_email: object) -> bool:
+def revoke(owner: str, file_name: str, friend_email: object, client_address: str | None = None) -> bool:
     """Withdraw ``friend_email``'s grant at once; ``True`` if a grant existed.
 
     One step, the key item's replace on its etag: if it times out and lands later the caller got
@@ -198,7 +185,7 @@ def revoke(owner: str, file_name: str, friend_email: object) -> bool:
     Raises like :func:`grant` except that the friend need not be registered.
     """
     item, friend = _owned_and_friend(owner, file_name, friend_email)
-    trail.record("kms_access_revoked", actor=trail.user_actor(owner), objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
+    trail.record("kms_access_revoked", actor=trail.user_actor(owner), client_address=client_address, objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
     return _change_grantees(item, friend, granted=False)
 
 

@@ -162,6 +162,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # abuse resistance (issue 12)
     SettingSpec("RATE_LIMIT_IPV6_PREFIX", "64", "per-client limits count IPv6 clients per network of this prefix length (64 = one subscriber's /64; 128 = per address)"),
     SettingSpec("KMS_KEYS_PER_HOUR", "60", "file key pairs (POST /get_public_key) one user may create per hour (429 beyond)"),
+    # KMS key service (issue 18): KEK versions and the rewrap timer, unwrap, private-key export, file key versions.
+    SettingSpec("KMS_MASTER_KEYS", "", "JSON map of KEK id -> base64 32-byte AES-256 KEK, for KEK rotation (one Key Vault secret in Azure); KMS_MASTER_KEY joins it under its derived id", secret=True),
+    SettingSpec("KMS_ACTIVE_KEK", "", "id of the KEK new wraps use; required when more than one KEK is configured"),
+    # Binding expression of the rewrap timer: like PURGE_SCHEDULE, the host resolves it from app settings only.
+    SettingSpec("KMS_REWRAP_SCHEDULE", "0 */10 * * * *", "six-field NCRONTAB schedule of the timer that rewraps file keys under older KEKs (UTC)"),
+    SettingSpec("KMS_REWRAP_BATCH_SIZE", "100", "file keys the rewrap timer reads and rewraps per batch"),
+    SettingSpec("KMS_REWRAP_MAX_BATCHES", "10", "batches per rewrap timer run (the next run continues)"),
+    SettingSpec("KMS_EXPORT_PRIVATE_KEYS", "true", "serve file private keys on POST /get_private_key (seed API); false = 403 export_disabled, /unwrap_key only"),
+    SettingSpec("KMS_UNWRAP_RATE_LIMIT_PER_MINUTE", "600", "POST /unwrap_key calls per user and minute (429 beyond)"),
+    SettingSpec("KMS_MAX_KEY_VERSIONS", "8", "live (not retired) key versions a file key may have; /rotate_file_key answers 409 beyond"),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -271,6 +281,15 @@ class Settings:
     # abuse resistance (issue 12)
     rate_limit_ipv6_prefix: int
     kms_keys_per_hour: int
+    # KMS key service (issue 18)
+    kms_master_keys: str
+    kms_active_kek: str
+    kms_rewrap_schedule: str
+    kms_rewrap_batch_size: int
+    kms_rewrap_max_batches: int
+    kms_export_private_keys: bool
+    kms_unwrap_rate_limit_per_minute: int
+    kms_max_key_versions: int
 
 
 def local_settings_values() -> dict[str, str]:
@@ -467,6 +486,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # abuse resistance (issue 12)
         rate_limit_ipv6_prefix=r.integer("RATE_LIMIT_IPV6_PREFIX", 32, 128),
         kms_keys_per_hour=r.integer("KMS_KEYS_PER_HOUR", 1, 1_000_000),
+        # KMS key service (issue 18)
+        kms_master_keys=r.text("KMS_MASTER_KEYS"),
+        kms_active_kek=r.text("KMS_ACTIVE_KEK"),
+        kms_rewrap_schedule=r.text("KMS_REWRAP_SCHEDULE"),
+        kms_rewrap_batch_size=r.integer("KMS_REWRAP_BATCH_SIZE", 1, 1000),
+        kms_rewrap_max_batches=r.integer("KMS_REWRAP_MAX_BATCHES", 1, 1000),
+        kms_export_private_keys=r.boolean("KMS_EXPORT_PRIVATE_KEYS"),
+        kms_unwrap_rate_limit_per_minute=r.integer("KMS_UNWRAP_RATE_LIMIT_PER_MINUTE", 1, 1_000_000),
+        kms_max_key_versions=r.integer("KMS_MAX_KEY_VERSIONS", 2, 64),
     )
 
 

@@ -43,6 +43,12 @@ class Conflict(AppError):
     status, default_message = 409, "conflict"
 
 
+class PreconditionFailed(AppError):
+    """A conditional request's precondition (``If-Match``) did not hold (RFC 9110 §13.1.1, §15.5.13)."""
+
+    status, default_message = 412, "precondition_failed"
+
+
 class PayloadTooLarge(AppError):
     status, default_message = 413, "payload_too_large"
 

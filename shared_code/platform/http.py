@@ -10,7 +10,8 @@ import functools
 import json
 import logging
 import re
-from typing import Any, Callable, Mapping
+import urllib.parse
+from typing import Any, Callable, Collection, Mapping
 
 import azure.functions as func
 
@@ -25,7 +26,12 @@ JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"
 
 def json_response(status: int, message: str, headers: Mapping[str, str] | None = None, **fields: Any) -> func.HttpResponse:
     """A JSON response ``{"code": status, "message": message, **fields}``."""
-    body = {"code": status, "message": message, **fields}
+    return json_document(status, {"code": status, "message": message, **fields}, headers)
+
+
+def json_document(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> func.HttpResponse:
+    """A JSON response whose body is exactly ``body``, for the few answers a standard shapes
+    (RFC 7662 introspection); everything else uses :func:`json_response`."""
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":"), ensure_ascii=False),
         status_code=status,
@@ -195,3 +201,36 @@ def read_multipart(req: func.HttpRequest, max_file_bytes: int) -> tuple[Mapping[
         raise PayloadTooLarge("file_too_large", f"files may be at most {max_file_bytes} bytes")
     return req.form, req.files
 
+
+FORM_URLENCODED = "application/x-www-form-urlencoded"
+
+
+def read_form_or_json(req: func.HttpRequest, fields: Collection[str], max_bytes: int = 64 * 1024,
+                      max_fields: int = 16) -> dict[str, Any]:
+    """The body's parameters from ``application/x-www-form-urlencoded`` (the OAuth endpoints'
+    encoding, RFC 6749 Appendix B: UTF-8, percent-encoded) or, for any other declared type, one
+    JSON object (:func:`read_json_object`).
+
+    Of a form only the parameters named in ``fields`` are returned (as strings): RFC 6749 §3.1
+    says a server MUST ignore unrecognised parameters and that a parameter MUST NOT be included
+    more than once, so a repeated one of ``fields`` is refused. Raises :class:`BadRequest`
+    ``invalid_request`` for a form that is not ASCII, not valid percent-encoded UTF-8, has more
+    than ``max_fields`` fields or repeats one of ``fields``, :class:`PayloadTooLarge` over
+    ``max_bytes``, and what :func:`read_json_object` raises for JSON.
+    """
+    content_type = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != FORM_URLENCODED:
+        return read_json_object(req, max_bytes)
+    body = req.get_body()
+    if len(body) > max_bytes:
+        raise PayloadTooLarge("body_too_large", f"bodies may be at most {max_bytes} bytes")
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body),
+                                       encoding="utf-8", errors="strict", max_num_fields=max_fields)
+    except (UnicodeError, ValueError):
+        raise BadRequest("invalid_request", f"the body is not a form of at most {max_fields} UTF-8 fields") from None
+    known = [(name, value) for name, value in pairs if name in fields]
+    params = dict(known)
+    if len(params) != len(known):
+        raise BadRequest("invalid_request", "a form parameter is repeated")
+    return params

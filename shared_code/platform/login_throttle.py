@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from shared_code.platform import rate_limit
-from shared_code.platform.client_address import address_label, client_address, rate_limit_key
+from shared_code.platform.client_address import caller_label, rate_limit_key
 from shared_code.platform.config import get_settings
 from shared_code.platform.security_log import subject_ref
 
@@ -48,7 +48,7 @@ def admit_client(headers: Mapping[str, str], endpoint: str, on_lockout: LockoutH
     ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE`` (after ``on_lockout``, once a window), ``ServiceUnavailable``
     when Cosmos DB (or ``on_lockout``) fails."""
     settings = get_settings()
-    client = address_label(client_address(headers, settings.trusted_proxy_hops))
+    client = caller_label(headers)
     limit = settings.login_client_rate_limit_per_minute
     rate_limit.enforce(f"{endpoint}_client", rate_limit_key(client, settings.rate_limit_ipv6_prefix), limit, MINUTE,
                        f"at most {limit} requests a minute from one address",

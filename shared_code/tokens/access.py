@@ -57,10 +57,11 @@ def _refusal(event: str, client: str, endpoint: str, **objects: int) -> Callable
                                 failed_checks=[event], objects={"endpoint": endpoint, **objects})
 
 
-def record_failed_verification(client: str) -> None:
-    """Count a failed verification from ``client``; log and audit ``verify_failure_burst`` once per
-    window when the count reaches ``TOKEN_VERIFY_FAILURE_BURST`` (token guessing or a broken
-    client). Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB or, for
+def record_failed_verification(client: str, endpoint: str) -> None:
+    """Count a failed verification from ``client`` on ``endpoint`` (``"verify_token"``,
+    ``"introspect"``: one count for both); log and audit ``verify_failure_burst`` (naming the
+    endpoint of the failure that made it) once per window when the count reaches
+    ``TOKEN_VERIFY_FAILURE_BURST`` (token guessing or a broken client). Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB or, for
     the failure that makes the burst, the audit log is down."""
     settings = get_settings()
     threshold = settings.token_verify_failure_burst
@@ -68,11 +69,11 @@ def record_failed_verification(client: str) -> None:
     decision = rate_limit.hit(FAILURE_BUCKET, key, threshold, WINDOW_SECONDS)
     if decision.allowed and decision.count < threshold:
         return
-    audit = _refusal("verify_failure_burst", client, "verify_token", failures=threshold, window_seconds=WINDOW_SECONDS)
+    audit = _refusal("verify_failure_burst", client, endpoint, failures=threshold, window_seconds=WINDOW_SECONDS)
 
     def burst() -> None:
         audit()
-        security_event("verify_failure_burst", level=logging.WARNING, client=client, failures=threshold,
+        security_event("verify_failure_burst", level=logging.WARNING, client=client, endpoint=endpoint, failures=threshold,
                        window_seconds=WINDOW_SECONDS)
 
     rate_limit.once_per_window(FAILURE_BUCKET, key, WINDOW_SECONDS, burst)

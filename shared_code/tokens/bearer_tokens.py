@@ -3,13 +3,15 @@
 A token is 256 random bits from the OS CSPRNG as unpadded base64url (43 characters). Only its
 SHA-256 is stored (id and partition key of the ``tokens`` item), so a database leak yields no
 usable token (:func:`shared_code.platform.crypto.sha256_hex` explains why an unkeyed hash is enough).
-An item holds ``scope``, ``one_time``, ``created_at``, ``expires_at`` and a Cosmos ``ttl``.
+An item holds ``scope``, ``client_id``, ``one_time``, ``created_at``, ``expires_at`` and a Cosmos ``ttl``.
 
 - Expiry is checked on every verification, so an expired token is never valid even before
   Cosmos TTL or the purge timer removes it.
 - A one-time token is consumed by deleting its item: Cosmos lets exactly one of any number of
   concurrent deletes succeed, so exactly one concurrent verification sees it valid.
 - Revocation (RFC 7009) deletes the item; a revoked token verifies ``False`` at once.
+- Introspection (RFC 7662, :mod:`shared_code.tokens.introspection`) reads the same item through
+  :func:`inspect_token` and does not consume a one-time token unless asked to.
 - Issuing and revoking are trust decisions: each is recorded in the audit log
   (:mod:`shared_code.audit.trail`) before it takes effect, and not taken when that fails.
 
@@ -37,6 +39,8 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 # RFC 6749 §3.3: scope = scope-token *( SP scope-token ); scope-token = 1*NQCHAR.
 SCOPE_PATTERN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
 MAX_SCOPE_CHARS = 256
+# RFC 6749 Appendix A.1: client-id = *VSCHAR (%x20-7E); its length is left to the server (§2.2).
+CLIENT_ID_PATTERN = re.compile(r"[\x20-\x7E]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,14 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class TokenInfo:
-    """What a valid token carries: ``expires_at`` (aware UTC), ``scope`` (or ``None``), ``one_time``."""
+    """What a valid token carries: ``expires_at`` and ``issued_at`` (aware UTC), ``scope`` and
+    ``client_id`` (or ``None``), ``one_time``."""
 
     expires_at: datetime
     scope: str | None
     one_time: bool
+    issued_at: datetime
+    client_id: str | None = None
 
 
 def validate_request(ttl_seconds: object, one_time: object, scope: object) -> tuple[int, bool, str | None]:
@@ -84,10 +91,21 @@ def validate_request(ttl_seconds: object, one_time: object, scope: object) -> tu
     return ttl_seconds, one_time, scope
 
 
+def validate_client_id(client_id: object) -> str | None:
+    """The optional ``client_id`` of a token request (the OAuth client the token is for, returned
+    by introspection): RFC 6749 Appendix A.1 ``*VSCHAR``, 1-128 characters, or ``None``.
+
+    Raises :class:`BadRequest` ``invalid_field``.
+    """
+    if client_id is not None and (not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id)):
+        raise BadRequest("invalid_field", "'client_id' must be 1-128 printable ASCII characters (RFC 6749 VSCHAR)")
+    return client_id
+
+
 def issue_token(ttl_seconds: int, one_time: bool = False, scope: str | None = None,
-                client_address: str | None = None) -> IssuedToken:
+                client_address: str | None = None, client_id: str | None = None) -> IssuedToken:
     """Create and store a token valid for ``ttl_seconds`` (already validated), for the caller at
-    ``client_address`` (audited as a salted digest).
+    ``client_address`` (audited as a salted digest), naming the OAuth ``client_id`` it is for.
 
     The audit entry ``token_issued`` is written first; the token exists only after it. Raises
     :class:`~shared_code.platform.errors.ServiceUnavailable` when the audit log or Cosmos DB is
@@ -98,9 +116,9 @@ def issue_token(ttl_seconds: int, one_time: bool = False, scope: str | None = No
     token_hash = sha256_hex(token)
     now = utc_now()
     expires_at = now + timedelta(seconds=ttl_seconds)
-    trail.record("token_issued", actor=trail.OPERATOR, client_address=client_address, objects={"token_ref": token_ref(token_hash), "one_time": one_time, "scope": scope, "expires_at": to_iso(expires_at)})
+    trail.record("token_issued", actor=trail.OPERATOR, client_address=client_address, objects={"token_ref": token_ref(token_hash), "one_time": one_time, "scope": scope, "client_id": client_id, "expires_at": to_iso(expires_at)})
     cosmos.create_item(cosmos.TOKENS, {
-        "id": token_hash, "scope": scope, "one_time": one_time,
+        "id": token_hash, "scope": scope, "client_id": client_id, "one_time": one_time,
         "created_at": to_iso(now), "expires_at": to_iso(expires_at), "ttl": ttl_seconds + 1,
     })
     return IssuedToken(token, token_hash, expires_at)
@@ -113,6 +131,18 @@ def verify_token(token: str) -> TokenInfo | None:
     A valid one-time token is used up by this call. Raises
     :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
+    return inspect_token(token, consume=True)
+
+
+def inspect_token(token: str, *, consume: bool) -> TokenInfo | None:
+    """Like :func:`verify_token`, except that a valid one-time token is used up only when
+    ``consume`` is true (then exactly one of any number of concurrent consuming calls gets it);
+    with ``consume`` false it stays valid and is reported with ``one_time`` set.
+
+    Consuming is one delete: if the process dies or the delete times out after it reached
+    Cosmos DB, the token is used up although the caller saw no answer (a retry gets ``None``).
+    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
+    """
     if not TOKEN_PATTERN.fullmatch(token):
         return None
     token_hash = sha256_hex(token)
@@ -122,9 +152,10 @@ def verify_token(token: str) -> TokenInfo | None:
     expires_at = from_iso(item["expires_at"])
     if expires_at <= utc_now():
         return None
-    if item.get("one_time") and not cosmos.delete_item(cosmos.TOKENS, token_hash, token_hash):
+    if consume and item.get("one_time") and not cosmos.delete_item(cosmos.TOKENS, token_hash, token_hash):
         return None
-    return TokenInfo(expires_at, item.get("scope"), bool(item.get("one_time")))
+    return TokenInfo(expires_at, item.get("scope"), bool(item.get("one_time")), from_iso(item["created_at"]),
+                     item.get("client_id"))
 
 
 def revoke_token(token: str, client_address: str | None = None) -> tuple[str, bool]:

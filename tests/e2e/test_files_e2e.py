@@ -96,3 +96,64 @@ def test_cli_put_grant_get_ls_with_session_file_and_env_sid(live_app, tmp_path):
     # --sid from the environment overrides the session file
     as_alice = cli(bob, "ls", "--json", env={"TRUSTGATE_SID": alice.sid})
     assert json.loads(as_alice.stdout)[0]["role"] == "owner"
+
+
+def test_files_rotate_re_encrypts_under_a_new_key_version_and_retires_the_old_one(live_app, tmp_path):
+    (_, alice_files), (bob, bob_files) = _client(live_app, "alice"), _client(live_app, "bob")
+    name, plaintext = unique_name("rotate"), os.urandom(300_000)
+    alice_files.put_bytes(name, plaintext)
+    alice_files.grant(name, bob.email)
+    before = alice_files.download_envelope(name)
+    assert before.key_version == 1
+
+    assert alice_files.rotate_file(name) == 2
+    after = alice_files.download_envelope(name)
+    assert after.key_version == 2 and after.etag != before.etag
+    assert after.sealed.encrypted_data != before.sealed.encrypted_data  # a fresh data key, not only a rewrap
+    assert bob_files.get_bytes(name) == plaintext  # the grantee reads it under the new version
+    with pytest.raises(ClientError) as caught:  # whoever kept the old envelope can no longer open it
+        bob_files.unwrap_key(name, before.sealed.encrypted_aes_key, 1)
+    assert (caught.value.status, caught.value.message) == (400, "key_version_retired")
+
+    # Running it again after an interruption completes: here the key was rotated but the file not re-encrypted.
+    version, _ = alice_files.rotate_key(name, from_version=2)
+    assert version == 3 and alice_files.download_envelope(name).key_version == 2
+    assert alice_files.rotate_file(name) == 3  # reuses version 3 (from_version=2), re-encrypts, retires 2
+    assert alice_files.download_envelope(name).key_version == 3 and alice_files.get_bytes(name) == plaintext
+    with pytest.raises(ClientError) as caught:
+        bob_files.rotate_file(name)
+    assert (caught.value.status, caught.value.message) == (400, "permission_denied")
+
+
+def test_a_replace_of_a_file_that_changed_meanwhile_is_refused(live_app):
+    _, alice_files = _client(live_app, "alice")
+    name = unique_name("race")
+    alice_files.put_bytes(name, b"v1")
+    stale = alice_files.download_envelope(name)
+    alice_files.rotate_file(name)
+    with pytest.raises(ClientError) as caught:
+        alice_files.upload(name, stale.sealed, if_match=stale.etag)
+    assert (caught.value.status, caught.value.message) == (412, "precondition_failed")
+    assert alice_files.get_bytes(name) == b"v1"
+
+
+def test_cli_files_rotate_and_get_through_unwrap(live_app, tmp_path):
+    alice = User.new("alice")
+    home = tmp_path / "alice"
+    home.mkdir()
+    (home / "session.json").write_text(json.dumps({"server": live_app.base_url, "email": alice.email, "sid": alice.sid}))
+    source = tmp_path / "plan.txt"
+    source.write_text("the plan\n" * 500)
+    name = unique_name("plan")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "client", "--home", str(home), "files", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ))
+
+    assert cli("put", str(source), "--name", name).returncode == 0
+    rotated = cli("rotate", name, "--keep-old-versions")
+    assert rotated.returncode == 0 and "key version 2 (older versions still usable)" in rotated.stdout
+    assert cli("rotate", name).returncode == 0
+    target = tmp_path / "plan-copy.txt"
+    got = cli("get", name, "-o", str(target))
+    assert got.returncode == 0 and target.read_bytes() == source.read_bytes()

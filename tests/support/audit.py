@@ -111,3 +111,8 @@ def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
 
     return [trail.record("test_appended", actor=trail.OPERATOR, objects={"worker": worker, "n": n})
             for n in range(count)]
+
+
+def audit_events(event: str) -> list[dict]:
+    """Every entry of ``event`` in the audit log (:func:`entries_since` the start)."""
+    return entries_since(0, event)

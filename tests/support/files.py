@@ -61,11 +61,26 @@ class User:
     def revoke(self, file_name: str, friend: str) -> tuple[int, dict]:
         return self.post("revoke_access", {"file_name": file_name, "friend_email": friend})
 
-    def upload(self, file_name: str, sealed: Sealed, **overrides: Any) -> tuple[int, dict]:
+    def upload(self, file_name: str, sealed: Sealed, *, if_match: str | None = None, **overrides: Any) -> tuple[int, dict]:
         document = {"file_name": file_name, "encrypted_data": b64(sealed.encrypted_data),
                     "encrypted_aes_key": b64(sealed.encrypted_aes_key),
                     "encrypted_aes_initial_vector": b64(sealed.encrypted_aes_initial_vector), **overrides}
-        return self.post("upload", {k: v for k, v in document.items() if v is not None})
+        headers = {"sid": self.sid, "content-type": "application/json", **({"if-match": if_match} if if_match else {})}
+        body = json.dumps({k: v for k, v in document.items() if v is not None}).encode()
+        return call("upload", "POST", "upload", headers=headers, body=body)
+
+    # -- the key service (issue 18) --
+
+    def unwrap(self, file_name: str, encrypted_aes_key: object, key_version: int | None = None) -> tuple[int, dict]:
+        document = {"file_name": file_name, "encrypted_aes_key": encrypted_aes_key, "key_version": key_version}
+        return self.post("unwrap_key", {k: v for k, v in document.items() if v is not None})
+
+    def rotate(self, file_name: str, from_version: int | None = None) -> tuple[int, dict]:
+        document = {"file_name": file_name, "from_version": from_version}
+        return self.post("rotate_file_key", {k: v for k, v in document.items() if v is not None})
+
+    def retire(self, file_name: str, min_version: int) -> tuple[int, dict]:
+        return self.post("retire_file_key", {"file_name": file_name, "min_version": min_version})
 
     def download(self, file_name: str) -> tuple[int, dict]:
         return call("download", "GET", "download", headers={"sid": self.sid}, params={"file_name": file_name})

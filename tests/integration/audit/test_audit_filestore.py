@@ -1,7 +1,9 @@
 """KMS and encrypted-store decisions in the audit log, through the handlers: key created, access
-granted and revoked, private key exported, encrypted file stored and downloaded. Users appear only
-as salted digests, file names never, keys and ciphertext never; with the log down each answers
-503 and nothing is applied."""
+granted and revoked, private key exported, encrypted file stored (a replace after a rotation too)
+and downloaded, each naming the file key version. Users and client addresses appear only as salted
+digests, file names never, keys and ciphertext never; with the log down each answers 503 and
+nothing is applied. (The key service's own events, unwrap, rotation and retirement, are tested
+with it: tests/integration/filestore/test_key_service.py.)"""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import base64
 import pytest
 
 from client.envelope import seal
+from shared_code.platform.client_address import UNKNOWN
 from shared_code.audit.entries import salted_digest
 from shared_code.filestore import kms
 from shared_code.platform import cosmos
@@ -34,14 +37,19 @@ def _actor(user: User) -> str:
     return f"user:{salted_digest(user.email)}"
 
 
+def _client_of_the_tests() -> str:
+    """The salted client of these requests: they carry no X-Forwarded-For, so the address is unknown."""
+    return salted_digest(UNKNOWN)
+
+
 def test_the_key_and_its_grants_are_logged_with_salted_users_and_no_file_name(owner, friend):
     name = unique_name("tax-return")
     size = log_size()
     status, body = owner.public_key(name)
     assert status == 200
     created = only_entry(size, "kms_key_created", name, owner.email)
-    assert (created["actor"], created["outcome"]) == (_actor(owner), "granted")
-    assert created["objects"] == {"file_key": kms.key_id(name), "key_bits": get_settings().kms_rsa_key_bits}
+    assert (created["actor"], created["outcome"], created["client"]) == (_actor(owner), "granted", _client_of_the_tests())
+    assert created["objects"] == {"file_key": kms.key_id(name), "key_version": 1, "key_bits": get_settings().kms_rsa_key_bits}
     size = log_size()
     assert owner.public_key(name)[0] == 200  # the owner's repeat: the same key, no new decision
     assert log_size() == size
@@ -49,20 +57,21 @@ def test_the_key_and_its_grants_are_logged_with_salted_users_and_no_file_name(ow
     size = log_size()
     assert owner.grant(name, friend.email)[0] == 200
     granted = only_entry(size, "kms_access_granted", name, owner.email, friend.email)
-    assert (granted["actor"], granted["objects"]) == (
-        _actor(owner), {"file_key": kms.key_id(name), "grantee": _actor(friend)})
+    assert (granted["actor"], granted["client"], granted["objects"]) == (
+        _actor(owner), _client_of_the_tests(), {"file_key": kms.key_id(name), "grantee": _actor(friend)})
 
     size = log_size()
     status, body = friend.private_key(name)
     assert status == 200
     pem = base64.b64decode(body["kms_private_key"]).decode()
     exported = only_entry(size, "kms_private_key_exported", name, friend.email, pem.splitlines()[1])
-    assert (exported["actor"], exported["objects"]) == (_actor(friend), {"file_key": kms.key_id(name), "role": "grantee"})
+    assert (exported["actor"], exported["objects"]) == (
+        _actor(friend), {"file_key": kms.key_id(name), "key_version": 1, "role": "grantee"})
 
     size = log_size()
     assert owner.revoke(name, friend.email)[0] == 200
     revoked = only_entry(size, "kms_access_revoked", name, friend.email)
-    assert revoked["objects"] == granted["objects"]
+    assert (revoked["objects"], revoked["client"]) == (granted["objects"], _client_of_the_tests())
     size = log_size()
     assert friend.private_key(name)[0] == 400  # refused: not a release, not logged
     assert log_size() == size
@@ -75,13 +84,31 @@ def test_stored_and_downloaded_files_are_logged(owner, friend):
     size = log_size()
     sealed = owner.put(name, b"plaintext the server never sees")
     stored = only_entry(size, "encrypted_file_stored", name, base64.b64encode(sealed.encrypted_aes_key).decode())
-    assert (stored["actor"], stored["objects"]) == (
-        _actor(owner), {"file_key": kms.key_id(name), "size": len(sealed.encrypted_data)})
+    assert (stored["actor"], stored["client"], stored["objects"]) == (_actor(owner), _client_of_the_tests(), {
+        "file_key": kms.key_id(name), "key_version": 1, "size": len(sealed.encrypted_data), "replace": False})
     for user, role in ((owner, "owner"), (friend, "grantee")):
         size = log_size()
         assert user.download(name)[0] == 200
         downloaded = only_entry(size, "encrypted_file_downloaded", name, user.email)
-        assert (downloaded["actor"], downloaded["objects"]) == (_actor(user), {"file_key": kms.key_id(name), "role": role})
+        assert (downloaded["actor"], downloaded["client"], downloaded["objects"]) == (
+            _actor(user), _client_of_the_tests(), {"file_key": kms.key_id(name), "key_version": 1, "role": role})
+
+
+def test_a_replace_after_a_rotation_is_logged_under_the_new_key_version(owner):
+    name = unique_name()
+    owner.put(name, b"sealed under version 1")
+    etag = owner.download(name)[1]["etag"]
+    status, rotated = owner.rotate(name, from_version=1)
+    assert (status, rotated["key_version"]) == (200, 2)
+    resealed = seal(b"sealed under version 2", name, base64.b64decode(rotated["kms_public_key"]))
+    size = log_size()
+    assert owner.upload(name, resealed, key_version=2, if_match=etag)[0] == 200
+    stored = only_entry(size, "encrypted_file_stored", name)
+    assert stored["objects"] == {"file_key": kms.key_id(name), "key_version": 2,
+                                 "size": len(resealed.encrypted_data), "replace": True}
+    size = log_size()
+    assert owner.download(name)[1]["key_version"] == 2
+    assert only_entry(size, "encrypted_file_downloaded")["objects"]["key_version"] == 2
 
 
 # --- the log is down --------------------------------------------------------------------------------

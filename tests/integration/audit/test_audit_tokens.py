@@ -112,6 +112,21 @@ def test_a_burst_of_failed_verifications_is_logged_once_per_window(emulators, ap
         salted_digest(client_ip), {"endpoint": "verify_token", "failures": 3, "window_seconds": 60})
 
 
+def _introspect(client_ip: str, token: str) -> tuple[int, dict]:
+    headers, body = json_body({"token": token})
+    return call("introspect", "POST", "introspect", headers={**headers, "X-Forwarded-For": client_ip}, body=body)
+
+
+def test_failed_introspections_count_with_failed_verifications_and_the_burst_names_its_endpoint(
+        emulators, app_settings, window_clock, client_ip):
+    app_settings(TOKEN_VERIFY_FAILURE_BURST="3")
+    size = log_size()
+    assert [_verify(client_ip, random_token(32))[1]["valid"] for _ in range(2)] == [False, False]
+    assert _introspect(client_ip, random_token(32)) == (200, {"active": False})
+    entry = only_entry(size, "verify_failure_burst", client_ip)
+    assert entry["objects"] == {"endpoint": "introspect", "failures": 3, "window_seconds": 60}
+
+
 def test_with_the_log_down_a_denied_address_gets_503_until_its_refusal_is_logged(
         emulators, app_settings, window_clock, client_ip, audit_outage):
     app_settings(TOKEN_IP_DENY=client_ip)

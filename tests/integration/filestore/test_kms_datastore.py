@@ -22,16 +22,6 @@ from tests.support.files import User, b64, unique_name
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def alice(emulators) -> User:
-    return User.new("alice")
-
-
-@pytest.fixture
-def bob(emulators) -> User:
-    return User.new("bob")
-
-
 def _envelope(user_body: dict) -> Sealed:
     return Sealed(*(base64.b64decode(user_body[k]) for k in
                     ("encrypted_data", "encrypted_aes_key", "encrypted_aes_initial_vector")))

@@ -1,4 +1,5 @@
-"""``python -m client files put|get|grant|revoke|ls`` against a recording fake server."""
+"""``python -m client files put|get|grant|revoke|ls`` against a recording fake server (a fake KMS
+that unwraps data keys with its private key, as the real one does)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from client.cli import main
 
@@ -39,11 +40,17 @@ def store(fake_server, key_pair):
         name = request.query["file_name"][0]
         return ok("download_success", **stored[name]) if name in stored else (404, {"code": 404, "message": "file_not_found"})
 
+    def unwrap_key(request):
+        key = serialization.load_pem_private_key(private, None)
+        oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+        return ok("key_unwrapped", aes_key=base64.b64encode(key.decrypt(base64.b64decode(request.json()["encrypted_aes_key"]), oaep)).decode())
+
     fake_server.routes.update({
         ("POST", "/get_public_key"): lambda r: ok("public_key_saved", kms_public_key=base64.b64encode(public).decode()),
         ("POST", "/get_private_key"): lambda r: ok("private_key_retrieved", kms_private_key=base64.b64encode(private).decode()),
         ("POST", "/upload"): upload,
         ("GET", "/download"): download,
+        ("POST", "/unwrap_key"): unwrap_key,
         ("POST", "/grant_access"): lambda r: ok("grant_success"),
         ("POST", "/revoke_access"): lambda r: (400, {"code": 400, "message": "permission_denied", "detail": "not the owner"}),
         ("GET", "/list_files"): lambda r: ok("list_files_success", files=["a.txt"],
@@ -77,6 +84,18 @@ def test_put_then_get_round_trips_and_the_server_sees_only_ciphertext(home, stor
     assert all(r.headers["sid"] == SID for r in fake_server.requests)
     out, err = capsys.readouterr()
     assert "decrypted and verified" in out and SID not in out + err
+    # the data key was unwrapped by the KMS: the private key never came to the client
+    assert fake_server.received("POST", "/unwrap_key") and not fake_server.received("POST", "/get_private_key")
+
+
+def test_get_with_export_private_key_takes_the_seed_path(home, store, fake_server, tmp_path):
+    source = tmp_path / "seed.txt"
+    source.write_bytes(b"the seed's way")
+    assert run(home, "put", str(source)) == 0
+    target = tmp_path / "seed-copy.txt"
+    assert run(home, "get", "seed.txt", "-o", str(target), "--export-private-key") == 0
+    assert target.read_bytes() == source.read_bytes()
+    assert fake_server.received("POST", "/get_private_key") and not fake_server.received("POST", "/unwrap_key")
 
 
 def test_tampered_download_fails_and_writes_nothing(home, store, tmp_path, capsys):

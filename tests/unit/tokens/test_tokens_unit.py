@@ -98,3 +98,35 @@ def test_an_integral_json_number_is_an_integer_ttl(offline_settings):
     for bad in (600.5, float("inf"), 0.0, 1e300, True):
         with pytest.raises(BadRequest):
             validate_request(bad, None, None)
+
+
+def test_introspect_is_indexed_as_a_function_key_post():
+    functions = {f.get_function_name(): f for f in indexed_functions(function_app.app)}
+    trigger = functions["introspect"].get_trigger()
+    assert (trigger.route, trigger.methods, trigger.auth_level) == ("introspect", [func.HttpMethod.POST], func.AuthLevel.FUNCTION)
+
+
+@pytest.mark.parametrize("client_id", ["", "x" * 129, "caf\u00e9", "tab\there", 5])
+def test_bad_client_id_is_invalid_field(client_id):
+    with pytest.raises(BadRequest) as raised:
+        bearer_tokens.validate_client_id(client_id)
+    assert raised.value.message == "invalid_field"
+
+
+def test_client_ids_are_rfc6749_vschar():
+    assert bearer_tokens.validate_client_id("l238j323ds-23ij4") == "l238j323ds-23ij4"
+    assert bearer_tokens.validate_client_id("a client with spaces ~!") == "a client with spaces ~!"
+    assert bearer_tokens.validate_client_id(None) is None
+
+
+def test_introspection_requests_parse_forms_and_json_alike():
+    from shared_code.tokens.introspection import parse_request
+
+    assert parse_request({"token": "t", "token_type_hint": "access_token", "consume": "true"}).consume is True
+    assert parse_request({"token": "t", "consume": False}).consume is False
+    request = parse_request({"token": "secret-token"})
+    assert (request.token_type_hint, request.consume) == (None, False) and "secret-token" not in repr(request)
+    for bad in ({}, {"token": ""}, {"token": "x" * 1025}, {"token": "t", "consume": 1}, {"token": "t", "token_type_hint": 3}):
+        with pytest.raises(BadRequest) as raised:
+            parse_request(bad)
+        assert raised.value.message == "invalid_request"
