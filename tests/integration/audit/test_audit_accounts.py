@@ -1,14 +1,17 @@
 """Account decisions in the audit log, through the handlers with real mail (aiosmtpd): user
-registered, logged in, logged out, locked out by the login throttles (accounts' ``/login`` and
-the gatherer's ``/authenticate``, once per window). Emails, usernames, passwords, codes, session
+registered, logged in, logged out (accounts, and the gatherer's AUTHENTICATE and ``logout``
+message), locked out by the login throttles (accounts' ``/login`` and the gatherer's
+``/authenticate``, once per window). Emails, usernames, passwords, codes, session
 ids and addresses never appear in clear; with the log down each answers 503 and nothing is applied."""
 
 from __future__ import annotations
 
+import jwt
 import pytest
 
 from shared_code.accounts import sessions
 from shared_code.audit.entries import salted_digest
+from shared_code.gatherer import protocol
 from shared_code.platform import cosmos
 from shared_code.platform.errors import Forbidden
 from shared_code.platform.crypto import sha256_hex
@@ -167,3 +170,46 @@ def test_a_code_mailed_or_refused_decides_nothing_and_is_not_logged(mail_server)
     wrong = "000000" if code != "000000" else "111111"
     assert post("verify_login", {"email": email, "otp": wrong})[0] == 401
     assert entries_since(size) == []
+
+
+# --- the message gatherer's logins and logouts ------------------------------------------------------
+
+def _jti(token: str) -> str:
+    return jwt.decode(token, options={"verify_signature": False})["jti"]
+
+
+def test_gatherer_logins_and_logouts_are_logged_under_the_salted_username():
+    user = Gatherer()
+    assert user.identify()[0] == 201
+    size = log_size()
+    assert user.authenticate()[0] == 200
+    logged_in = only_entry(size, "user_logged_in", user.username, user.password, user.token)
+    assert (logged_in["actor"], logged_in["objects"]) == (
+        f"user:{salted_digest(user.username)}", {"endpoint": "authenticate", "token_jti": _jti(user.token)})
+    size = log_size()
+    assert user.authenticate("wrong password")[0] == 409  # Authenticated, no IDENTIFY since: refused, not logged
+    assert log_size() == size
+
+    size = log_size()
+    assert user.send("logout")[0] == 200
+    logged_out = only_entry(size, "user_logged_out", user.username, user.token)
+    assert (logged_out["actor"], logged_out["objects"]) == (
+        logged_in["actor"], {"endpoint": "message", "token_jti": _jti(user.token)})
+    size = log_size()
+    assert user.send("logout")[0] == 401  # the token is revoked: nothing to decide
+    assert log_size() == size
+
+
+def test_with_the_log_down_a_gatherer_login_issues_nothing_and_a_logout_revokes_nothing(audit_outage):
+    user = Gatherer()
+    assert user.identify()[0] == 201
+    audit_outage.down()
+    status, body = user.authenticate()
+    assert status == 503 and "token" not in body
+    assert cosmos.read_item(cosmos.GATHERER_USERS, user.username, user.username)["state"] == protocol.IDENTIFIED
+    audit_outage.up()
+    assert user.authenticate()[0] == 200
+    audit_outage.down()
+    assert user.send("logout")[0] == 503
+    audit_outage.up()
+    assert user.send("still logged in")[0] == 201
