@@ -171,7 +171,7 @@ def create_grant(device: dict[str, Any], request: GrantRequest) -> tuple[dict[st
         challenges.require_live_challenge(deviceid, request.challenge)
         now = utc_now()
         deadline = now + timedelta(seconds=settings.upload_grant_ttl_seconds)
-        slot = upload_slots.acquire(deviceid, upload_id, deadline, lambda other: _counts(deviceid, other))
+        slot = upload_slots.acquire(deviceid, upload_id, deadline, lambda other: _still_held(deviceid, other))
         record = _new_record(deviceid, upload_id, request, content_type, now, deadline, slot)
         trail.record("upload_authorized", actor=trail.device_actor(deviceid), objects=files.audit_objects(record, "direct"))
         try:
@@ -207,9 +207,13 @@ def with_expiry(record: dict[str, Any], expires_at: datetime) -> dict[str, Any]:
     return record
 
 
-def _counts(deviceid: str, upload_id: str) -> bool:
-    record = read_grant(deviceid, upload_id)
-    return record is not None and state_of(record) == PENDING
+def _still_held(deviceid: str, slot: dict[str, Any]) -> bool:
+    """Whether another request's upload ``slot`` counts: its grant is pending, or not created yet
+    by a request that may still be running (:func:`shared_code.devices.upload_slots.taken_recently`)."""
+    record = read_grant(deviceid, slot["upload_id"])
+    if record is None:
+        return upload_slots.taken_recently(slot)
+    return state_of(record) == PENDING
 
 
 def _consume(deviceid: str, challenge: str) -> None:
