@@ -36,7 +36,7 @@ import psutil
 import requests
 
 from benchmarks.report import Stats, heading, summarize, table
-from benchmarks.stack import StackSettings, devhost_subprocess
+from benchmarks.stack import StackSettings, devhost_subprocess, environment
 
 LEVELS = (1, 8, 32)
 WARMUP = 3
@@ -144,19 +144,8 @@ def _processes(host: psutil.Process, stack_pids: dict[str, int]) -> dict[str, li
 
 def run(stack: StackSettings, workdir: Path, stack_pids: dict[str, int]) -> Result:
     """Measure and print. Raises :class:`GuaranteeBroken` when a guarantee fails during the run."""
-    saved = {name: os.environ.get(name) for name in BENCH_SETTINGS}
-    os.environ.update(BENCH_SETTINGS)  # the devhost subprocess inherits the environment
-    try:
-        from shared_code.platform.config import reset_settings
-
-        reset_settings()
+    with environment(BENCH_SETTINGS):  # the devhost subprocess inherits the environment
         result = _measure(stack, workdir, stack_pids)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     _print(result)
     return result
 

@@ -360,18 +360,9 @@ def serving(app: func.FunctionApp, *, host: str = "127.0.0.1", port: int = 0, ti
     # headers) for the client's delayed ACK: ~40 ms on every keep-alive request.
     if worker_processes > 1 and app_ref is None:
         raise ValueError("worker_processes > 1 needs app_ref, the importable 'module:attribute' of the app")
-    if worker_processes > 1:
-        from devhost.workers import WorkerSpec, reuse_port_socket, start_workers
+    from devhost.workers import WorkerSpec, listening_socket, start_workers
 
-        sock = reuse_port_socket(host, port)
-    else:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            sock.close()
-            raise
+    sock = listening_socket(host, port, reuse_port=worker_processes > 1)
     actual_port = sock.getsockname()[1]
     workers: list[Any] = []
     if worker_processes > 1:

@@ -50,15 +50,18 @@ class WorkerSpec:
     log_level: int
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT`` (the primary's and each worker's).
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: any free port); with ``reuse_port``, ``SO_REUSEPORT``
+    so the primary and each worker process bind the same port and the kernel spreads connections.
 
     ``IPPROTO_TCP`` explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
-    listening socket's proto is IPPROTO_TCP (see :func:`devhost.server.serving`).
+    listening socket's proto is IPPROTO_TCP (see :func:`devhost.server.serving`). Raises
+    ``OSError`` when the address cannot be bound.
     """
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -69,7 +72,7 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 
 def start_workers(host: str, port: int, count: int, spec: WorkerSpec) -> list[BaseProcess]:
     """Spawn ``count`` HTTP worker processes serving ``host:port`` (already bound by the primary
-    with :func:`reuse_port_socket`); returns them once each serves.
+    with :func:`listening_socket`); returns them once each serves.
 
     Raises :class:`RuntimeError` (after stopping the others) when a worker dies or is not
     serving within :data:`START_SECONDS` (e.g. the app fails to import in a fresh interpreter).
@@ -121,7 +124,7 @@ def _worker_main(host: str, port: int, spec: WorkerSpec, serving: Any) -> None:
     the_plan = plan(indexed_functions(app), invoker, prefix=spec.route_prefix, timers=False, blob_triggers=False,
                     poll_seconds=1.0, host_id=default_host_id())
     server = build_http_server(the_plan.table, invoker, spec.max_request_bytes)
-    sock = reuse_port_socket(host, port)
+    sock = listening_socket(host, port, reuse_port=True)
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))  # uvicorn handles SIGTERM / SIGINT

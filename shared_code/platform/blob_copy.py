@@ -28,8 +28,13 @@ from shared_code.platform import blobs
 
 READ_CHUNK_BYTES = 1024 * 1024  # x READ_DEPTH in flight: the verifier's memory, whatever the blob size
 READ_DEPTH = 4
-COPY_BLOCK_BYTES = 100 * 1024 * 1024
+COPY_BLOCK_BYTES = 32 * 1024 * 1024
 COPY_CONCURRENCY = 4
+# A Put Block From URL answers only once the service has fetched the whole range: seconds in Azure,
+# tens of seconds on a loaded Azurite (it fetches from itself). The client-wide read timeout
+# (STORAGE_TIMEOUT_SECONDS, sized for ordinary calls) is too short for that; the service itself
+# allows a block write 10 minutes per MiB ("Setting timeouts for Blob service operations").
+COPY_READ_TIMEOUT_SECONDS = 300
 
 
 class SourceChanged(Exception):
@@ -119,7 +124,8 @@ def _stage_range(destination: BlobClient, block_id: str, source_url: str, etag: 
             # The SDK has no keyword for the source conditions of Put Block From URL; the header
             # is the REST API's own (x-ms-source-if-match), passed through azure-core's headers.
             destination.stage_block_from_url(block_id, source_url, source_offset=offset, source_length=length,
-                                             headers={"x-ms-source-if-match": etag})
+                                             headers={"x-ms-source-if-match": etag},
+                                             read_timeout=COPY_READ_TIMEOUT_SECONDS)
         except HttpResponseError as exc:
             # 412 SourceConditionNotMet: rewritten; 404 CannotVerifyCopySource: deleted. Anything
             # else (403 on the source URL, 5xx) is a fault, not a change.
