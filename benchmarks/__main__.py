@@ -117,7 +117,7 @@ def _summary(imports, lat, ups, elapsed: float, toks=None, audit_figures=None, a
         a = audit_figures
         lines.append(f"audit append p50/p95 {a.append_ms.p50:.1f}/{a.append_ms.p95:.1f} ms "
                      f"({a.append_round_trips:.2f} storage calls); added p50 on " + "; ".join(
-                         f"{name} {w.p50 - wo.p50:+.1f} ms" for name, w, wo in a.endpoints)
+                         f"{e.name} {e.with_entry.p50 - e.without.p50:+.1f} ms" for e in a.endpoints)
                      + f"; proofs at 10^5: inclusion {a.inclusion_cold.p50:.1f} ms cold ({a.reads_inclusion:.1f} reads), "
                        f"{a.inclusion_warm.p50:.2f} ms warm, consistency {a.consistency_cold.p50:.1f} ms cold")
     if direct:

@@ -3,10 +3,14 @@
 - **append**: ``APPEND_N`` sequential :func:`shared_code.audit.trail.record` calls in this process
   (Append Block with the position condition, fold, one Cosmos replace): latency p50/p95 and
   storage round trips per append.
-- **added latency on the wired endpoints**: ``POST /generate_token`` and ``POST /register-device``
+- **added cost on the wired endpoints**: ``POST /generate_token``, ``POST /register-device``,
+  ``GET /download`` (a 4 KiB encrypted file: a read that now writes ``encrypted_file_downloaded``)
+  and ``POST /logout`` (``user_logged_out``: one point read more to name the session's owner)
   called as handlers (``func.HttpRequest``, no HTTP), ``ENDPOINT_N`` times each with the audit entry
   and ``ENDPOINT_N`` times with ``trail.record`` replaced by a no-op; the difference of the medians
-  is what logging the decision costs.
+  is what logging the decision costs, with this process's CPU ms and the storage calls per
+  request each way (as counted by ``_counting``: Cosmos item reads, creates, replaces and upserts
+  and the audit blob calls; deletes, queries and the store's own blob calls are not counted).
 - **proofs at 10^5 entries**: ``PROOF_SIZE`` entries written as segments in bulk, folded into the
   tree by the same code that repairs a lagging state (tiles written on the way: also the cost of
   the worst-case repair), then inclusion proofs of ``PROOF_N`` random entries and consistency
@@ -31,10 +35,24 @@ BLOCK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class EndpointCost:
+    """One wired endpoint with its audit entry and with ``trail.record`` a no-op: latency, CPU
+    ms of this process per request, storage calls per request."""
+
+    name: str
+    with_entry: Stats
+    without: Stats
+    cpu_with: float
+    cpu_without: float
+    calls_with: float
+    calls_without: float
+
+
+@dataclass(frozen=True)
 class AuditFigures:
     append_ms: Stats
     append_round_trips: float
-    endpoints: list[tuple[str, Stats, Stats]]
+    endpoints: list[EndpointCost]
     build_s: float
     inclusion_cold: Stats
     inclusion_warm: Stats
@@ -88,20 +106,48 @@ def _append_figures() -> tuple[Stats, float]:
     return summarize(samples), counts["n"] / APPEND_N
 
 
-def _endpoint_figures() -> list[tuple[str, Stats, Stats]]:
+def _measured(fn, n: int) -> tuple[Stats, float, float]:
+    """``fn`` ``n`` times: latency, this process's CPU ms per call, storage calls per call."""
+    with _counting() as counts:
+        started = time.process_time()
+        samples = _timed(fn, n)
+        cpu_ms = (time.process_time() - started) * 1000 / n
+    return summarize(samples), cpu_ms, counts["n"] / n
+
+
+def _stored_file() -> tuple[str, str]:
+    """A user's session and the name of a 4 KiB file they stored (not measured)."""
+    import os
+
+    from benchmarks.per_request import user_session
+    from client.envelope import seal
+    from shared_code.filestore import datastore, kms
+
+    email, sid = user_session()
+    name = f"bench-{os.urandom(4).hex()}.bin"
+    sealed = seal(os.urandom(4096), name, kms.create_key(email, name).encode("ascii"))
+    datastore.store(email, name, datastore.Envelope(sealed.encrypted_data, sealed.encrypted_aes_key,
+                                                    sealed.encrypted_aes_initial_vector))
+    return sid, name
+
+
+def _endpoint_figures() -> list[EndpointCost]:
     import json
     import secrets
 
     import azure.functions as func
 
     import function_app
+    from benchmarks.per_request import user_session
     from devhost.server import indexed_functions
+    from shared_code.accounts import sessions
     from shared_code.audit import trail
 
     handlers = {f.get_function_name(): f.get_user_function() for f in indexed_functions(function_app.app)}
 
-    def call(name, method, path, headers, body):
-        response = handlers[name](func.HttpRequest(method, f"http://localhost/{path}", headers=headers, body=body))
+    def call(name, method, path, headers, body=b"", params=None):
+        response = handlers[name](func.HttpRequest(method, f"http://localhost/{path}", headers=headers, body=body,
+                                                   params=params or {}))
         return response.status_code, response.get_body()
 
     def token():
@@ -115,18 +161,33 @@ def _endpoint_figures() -> list[tuple[str, Stats, Stats]]:
                          body=body.encode())
         assert status == 201
 
+    sid, file_name = _stored_file()
+
+    def download():
+        status, _ = call("download", "GET", "download", headers={"sid": sid}, params={"file_name": file_name})
+        assert status == 200
+
+    email, _ = user_session()
+    live = [sessions.create_session(email) for _ in range(2 * (ENDPOINT_N + 10))]  # made before, not measured
+
+    def logout():
+        status, _ = call("logout", "POST", "logout", headers={"sid": live.pop(), "content-type": "application/json"},
+                         body=b"{}")
+        assert status == 200
+
     rows = []
     real = trail.record
-    for name, fn in (("POST /generate_token", token), ("POST /register-device", device)):
+    for name, fn in (("POST /generate_token", token), ("POST /register-device", device),
+                     ("GET /download (4 KiB)", download), ("POST /logout", logout)):
         _timed(fn, 10)
-        with_log = _timed(fn, ENDPOINT_N)
+        with_log = _measured(fn, ENDPOINT_N)
         trail.record = lambda *a, **k: 0
         try:
             _timed(fn, 10)
-            without = _timed(fn, ENDPOINT_N)
+            without = _measured(fn, ENDPOINT_N)
         finally:
             trail.record = real
-        rows.append((name, summarize(with_log), summarize(without)))
+        rows.append(EndpointCost(name, with_log[0], without[0], with_log[1], without[1], with_log[2], without[2]))
     return rows
 
 
@@ -197,13 +258,16 @@ def run() -> AuditFigures:
     sequencer.reset_cache()
     build_s = _bulk_log(PROOF_SIZE)
     inc_cold, inc_warm, cons_cold, reads_inc, reads_cons = _proof_figures(PROOF_SIZE)
-    table(["what", "p50 ms", "p95 ms", "N", "storage calls each"], [
-        ("trail.record (append + fold)", f"{append_ms.p50:.1f}", f"{append_ms.p95:.1f}", append_ms.n, f"{round_trips:.2f}"),
-        *[(f"{name} with entry", f"{a.p50:.1f}", f"{a.p95:.1f}", a.n, "") for name, a, _ in endpoints],
-        *[(f"{name} without (no-op record)", f"{b.p50:.1f}", f"{b.p95:.1f}", b.n, "") for name, _, b in endpoints],
-        (f"inclusion proof @ {PROOF_SIZE:,}, cold tiles", f"{inc_cold.p50:.1f}", f"{inc_cold.p95:.1f}", inc_cold.n, f"{reads_inc:.1f}"),
-        (f"inclusion proof @ {PROOF_SIZE:,}, warm", f"{inc_warm.p50:.1f}", f"{inc_warm.p95:.1f}", inc_warm.n, ""),
-        (f"consistency proof to {PROOF_SIZE:,}, cold", f"{cons_cold.p50:.1f}", f"{cons_cold.p95:.1f}", cons_cold.n, f"{reads_cons:.1f}"),
+    table(["what", "p50 ms", "p95 ms", "N", "storage calls each", "CPU ms each"], [
+        ("trail.record (append + fold)", f"{append_ms.p50:.1f}", f"{append_ms.p95:.1f}", append_ms.n, f"{round_trips:.2f}", ""),
+        *[row for e in endpoints for row in (
+            (f"{e.name} with entry", f"{e.with_entry.p50:.1f}", f"{e.with_entry.p95:.1f}", e.with_entry.n,
+             f"{e.calls_with:.2f}", f"{e.cpu_with:.2f}"),
+            (f"{e.name} without (no-op record)", f"{e.without.p50:.1f}", f"{e.without.p95:.1f}", e.without.n,
+             f"{e.calls_without:.2f}", f"{e.cpu_without:.2f}"))],
+        (f"inclusion proof @ {PROOF_SIZE:,}, cold tiles", f"{inc_cold.p50:.1f}", f"{inc_cold.p95:.1f}", inc_cold.n, f"{reads_inc:.1f}", ""),
+        (f"inclusion proof @ {PROOF_SIZE:,}, warm", f"{inc_warm.p50:.1f}", f"{inc_warm.p95:.1f}", inc_warm.n, "", ""),
+        (f"consistency proof to {PROOF_SIZE:,}, cold", f"{cons_cold.p50:.1f}", f"{cons_cold.p95:.1f}", cons_cold.n, f"{reads_cons:.1f}", ""),
     ])
     print(f"fold of {PROOF_SIZE:,} stored entries into the tree (tiles included): {build_s:.1f} s", flush=True)
     return AuditFigures(append_ms, round_trips, endpoints, build_s, inc_cold, inc_warm, cons_cold, reads_inc, reads_cons)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.per_request import user_session
 from benchmarks.report import Stats, heading, summarize, table
 from benchmarks.stack import StackSettings, devhost_subprocess, environment
 
@@ -57,20 +58,10 @@ def run(stack: StackSettings, workdir: Path) -> KmsFigures:
     return KmsFigures(unwrap_ms, export_ms, cpu_ms)
 
 
-def _user_session() -> tuple[str, str]:
-    from shared_code.accounts import sessions
-    from shared_code.platform import cosmos
-    from shared_code.platform.timeutil import to_iso, utc_now
-
-    email = f"bench-{os.urandom(4).hex()}@example.org"
-    cosmos.create_item(cosmos.USERS, {"id": email, "email": email, "password_hash": "x", "created_at": to_iso(utc_now())})
-    return email, sessions.create_session(email)
-
-
 def _http(stack: StackSettings, workdir: Path) -> tuple[Stats, Stats]:
     from client.files_api import FilesClient
 
-    _, sid = _user_session()
+    _, sid = user_session()
     name = f"bench-{os.urandom(4).hex()}.bin"
     with devhost_subprocess(stack, workdir / "devhost-kms.log") as host:
         files = FilesClient(host.base_url, sid)

@@ -180,7 +180,7 @@ class _Fixtures:
         response.raise_for_status()
         self.token = response.json()["token"]
         self.gatherer_tokens = [self._gatherer_token(setup, index) for index in range(max(LEVELS))]
-        self.email, self.sid = _user_session()
+        self.email, self.sid = user_session()
         self.file_name = f"bench-{secrets.token_hex(4)}.bin"
         self._post_json(setup, "get_public_key", {"file_name": self.file_name}, sid=self.sid).raise_for_status()
         self.envelope = _envelope()
@@ -255,8 +255,9 @@ class _Fixtures:
         ]
 
 
-def _user_session() -> tuple[str, str]:
-    """A registered user and a live session, written straight to the stores (not measured)."""
+def user_session() -> tuple[str, str]:
+    """A registered user and a live session, written straight to the stores (not measured):
+    ``(email, sid)``. Also used by the kms and audit sections."""
     from shared_code.accounts import sessions
     from shared_code.accounts.users import user_key
     from shared_code.platform import cosmos

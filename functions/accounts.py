@@ -8,6 +8,7 @@ imports the file store.
 import azure.functions as func
 
 from shared_code.accounts import deletion, registration, signin
+from shared_code.audit import trail
 from shared_code.filestore import erasure
 from shared_code.platform import login_throttle
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
@@ -49,7 +50,7 @@ def verify_register(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def login(req: func.HttpRequest) -> func.HttpResponse:
     """POST /login {email, password} → 200 login_otp_sent / 401 login_failed (unknown email or wrong password) / 429."""
-    login_throttle.admit_client(req.headers, "login")
+    login_throttle.admit_client(req.headers, "login", on_lockout=trail.record_lockout)
     email, password = _credentials(req, "password", MAX_PASSWORD_CHARS)
     signin.login(email, password)
     return json_response(200, "login_otp_sent")

@@ -8,6 +8,7 @@ import azure.functions as func
 
 from shared_code.accounts.sessions import session_email
 from shared_code.filestore import datastore, key_versions, kms
+from shared_code.platform.client_address import caller_label
 from shared_code.platform.http import handle_errors, json_response, read_json_object
 
 datastore_bp = func.Blueprint()
@@ -23,7 +24,7 @@ def upload(req: func.HttpRequest) -> func.HttpResponse:
     file_name = kms.validate_file_name(body.get("file_name"))
     version = key_versions.parse_version(body.get("key_version"))
     version, etag = datastore.store(email, file_name, datastore.parse_envelope(body), key_version=version,
-                                    if_match=req.headers.get("if-match") or None)
+                                    if_match=req.headers.get("if-match") or None, client_address=caller_label(req.headers))
     return json_response(200, "upload_success", headers={"ETag": etag}, file_name=file_name, key_version=version, etag=etag)
 
 
@@ -33,7 +34,7 @@ def download(req: func.HttpRequest) -> func.HttpResponse:
     """GET /download?file_name=… → 200 {the envelope fields, key_version, etag} / 404 file_not_found / 403."""
     email = session_email(req)
     file_name = kms.validate_file_name(req.params.get("file_name"))
-    stored = datastore.fetch(email, file_name)
+    stored = datastore.fetch(email, file_name, client_address=caller_label(req.headers))
     return json_response(200, "download_success", headers={"ETag": stored.etag}, file_name=file_name,
                          **stored.envelope.to_json(), key_version=stored.key_version, etag=stored.etag)
 

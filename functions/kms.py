@@ -14,8 +14,7 @@ import azure.functions as func
 from shared_code.accounts.sessions import session_email
 from shared_code.filestore import kek_rotation, key_service, kms, quota
 from shared_code.filestore.key_versions import parse_version
-from shared_code.platform.client_address import address_label, client_address
-from shared_code.platform.config import get_settings
+from shared_code.platform.client_address import caller_label
 from shared_code.platform.errors import ServiceUnavailable
 from shared_code.platform.http import handle_errors, json_response, read_json_object, require_string
 
@@ -27,20 +26,17 @@ def _file_name(body: dict) -> str:
     return kms.validate_file_name(body.get("file_name"))
 
 
-def _caller(req: func.HttpRequest) -> str:
-    """The caller's address label for the audit log (a salted digest there)."""
-    return address_label(client_address(req.headers, get_settings().trusted_proxy_hops))
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _access_change(req: func.HttpRequest) -> tuple[str, str, str]:
-    """(caller email, file name, friend email as sent) of a grant or revoke request."""
+def _access_change(req: func.HttpRequest) -> dict:
+    """The arguments of :func:`kms.grant` / :func:`kms.revoke` from a grant or revoke request: the
+    caller's email, the file name, the friend's email as sent, the caller's address label."""
     email = session_email(req)
     body = read_json_object(req)
-    return email, _file_name(body), require_string(body, "friend_email", max_length=320, error="invalid_email")
+    return {"owner": email, "file_name": _file_name(body), "client_address": caller_label(req.headers),
+            "friend_email": require_string(body, "friend_email", max_length=320, error="invalid_email")}
 
 
 @kms_bp.route(route="get_public_key", methods=["POST"])
@@ -50,7 +46,7 @@ def get_public_key(req: func.HttpRequest) -> func.HttpResponse:
     email = session_email(req)
     file_name = _file_name(read_json_object(req))
     quota.admit_key_creation(email)
-    public_pem = kms.create_key(email, file_name)
+    public_pem = kms.create_key(email, file_name, client_address=caller_label(req.headers))
     return json_response(200, "public_key_saved", kms_public_key=_b64(public_pem.encode("ascii")))
 
 
@@ -62,7 +58,7 @@ def get_private_key(req: func.HttpRequest) -> func.HttpResponse:
     email = session_email(req)
     body = read_json_object(req)
     pkcs8_pem, version = key_service.export_private_key(email, _file_name(body), parse_version(body.get("key_version")),
-                                                        client_address=_caller(req))
+                                                        client_address=caller_label(req.headers))
     return json_response(200, "private_key_retrieved", kms_private_key=_b64(pkcs8_pem), key_version=version)
 
 
@@ -74,7 +70,7 @@ def unwrap_key(req: func.HttpRequest) -> func.HttpResponse:
     email = session_email(req)
     body = read_json_object(req)
     data_key, version = key_service.unwrap(email, _file_name(body), body.get("encrypted_aes_key"),
-                                           parse_version(body.get("key_version")), client_address=_caller(req))
+                                           parse_version(body.get("key_version")), client_address=caller_label(req.headers))
     return json_response(200, "key_unwrapped", aes_key=_b64(data_key), key_version=version)
 
 
@@ -85,7 +81,7 @@ def rotate_file_key(req: func.HttpRequest) -> func.HttpResponse:
     email = session_email(req)
     body = read_json_object(req)
     version, public_pem = key_service.rotate(email, _file_name(body), parse_version(body.get("from_version"), "from_version"),
-                                             client_address=_caller(req))
+                                             client_address=caller_label(req.headers))
     return json_response(200, "file_key_rotated", key_version=version, kms_public_key=_b64(public_pem.encode("ascii")))
 
 
@@ -96,7 +92,7 @@ def retire_file_key(req: func.HttpRequest) -> func.HttpResponse:
     email = session_email(req)
     body = read_json_object(req)
     min_version = parse_version(body.get("min_version"), "min_version", required=True)
-    retired = key_service.retire(email, _file_name(body), min_version, client_address=_caller(req))
+    retired = key_service.retire(email, _file_name(body), min_version, client_address=caller_label(req.headers))
     return json_response(200, "file_key_versions_retired", retired=retired, min_version=min_version)
 
 
@@ -104,7 +100,7 @@ def retire_file_key(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def grant_access(req: func.HttpRequest) -> func.HttpResponse:
     """POST /grant_access {file_name, friend_email} → 200 / 400 permission_denied / 403 / 404 user_not_found."""
-    kms.grant(*_access_change(req))
+    kms.grant(**_access_change(req))
     return json_response(200, "grant_success")
 
 
@@ -112,7 +108,7 @@ def grant_access(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def revoke_access(req: func.HttpRequest) -> func.HttpResponse:
     """POST /revoke_access {file_name, friend_email} → 200 (effective at once) / 400 permission_denied / 403."""
-    kms.revoke(*_access_change(req))
+    kms.revoke(**_access_change(req))
     return json_response(200, "revoke_success")
 
 

@@ -5,6 +5,7 @@ Handlers only parse, call :mod:`shared_code` and map the result to a JSON respon
 
 import azure.functions as func
 
+from shared_code.audit import trail
 from shared_code.gatherer import access_tokens, message_log, protocol
 from shared_code.gatherer.access_tokens import bearer_token
 from shared_code.platform import login_throttle
@@ -45,7 +46,7 @@ def gather_identify(req: func.HttpRequest) -> func.HttpResponse:
 @handle_errors
 def gather_authenticate(req: func.HttpRequest) -> func.HttpResponse:
     """POST /authenticate {message_type: AUTHENTICATE, username, password} → 200 {token} / 401 / 409 / 429."""
-    login_throttle.admit_client(req.headers, "authenticate")
+    login_throttle.admit_client(req.headers, "authenticate", on_lockout=trail.record_lockout)
     body = _request(req, "AUTHENTICATE")
     username = _username(body)
     password = require_string(body, "password", max_length=protocol.MAX_PASSWORD_CHARS)

@@ -46,7 +46,7 @@ def verify_token(req: func.HttpRequest) -> func.HttpResponse:
     client = access.admit(req.headers, "verify_token")
     info = bearer_tokens.verify_token(bearer_token(req.headers.get("authorization")))
     if info is None:
-        access.record_failed_verification(client)
+        access.record_failed_verification(client, "verify_token")
         return json_response(200, "token_checked", valid=False)
     return json_response(200, "token_checked", valid=True, expires_at=to_iso(info.expires_at), scope=info.scope)
 
@@ -59,7 +59,7 @@ def introspect(req: func.HttpRequest) -> func.HttpResponse:
     client = access.admit(req.headers, "introspect")
     answer = introspection.introspect(introspection.parse_request(read_form_or_json(req, introspection.PARAMETERS)))
     if not answer["active"]:
-        access.record_failed_verification(client)
+        access.record_failed_verification(client, "introspect")
     return json_document(200, answer)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from shared_code.accounts import otp, throttle
 from shared_code.accounts.password_policy import check_password
 from shared_code.accounts.users import get_user, normalize_email, user_key
+from shared_code.audit import trail
 from shared_code.platform import cosmos
 from shared_code.platform.crypto import random_token
 from shared_code.platform.errors import BadRequest, Unauthorized
@@ -62,7 +63,9 @@ def verify_register(email: str, code: str) -> str:
 
     Raises :class:`~shared_code.platform.errors.BadRequest` ``no_pending_registration`` (none, expired or
     cut off after too many wrong codes) / ``user_exists`` (another registration of the address
-    won), :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``.
+    won), :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed``,
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when the audit log (``user_registered``
+    is recorded before the account is created; a retry records it again) or Cosmos DB is down.
     """
     address = normalize_email(email)
     item = otp.pending(address, otp.REGISTER, include_used=True)
@@ -76,6 +79,7 @@ def verify_register(email: str, code: str) -> str:
     def create_user(payload: dict[str, Any]) -> None:
         user = {"id": user_key(address), "email": address, "password_hash": payload["password_hash"],
                 "registration_id": payload.get("registration_id"), "created_at": to_iso(utc_now())}
+        trail.record("user_registered", actor=trail.user_actor(address), objects={})
         try:
             cosmos.create_item(cosmos.USERS, user)
         except cosmos.AlreadyExists:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 from shared_code.accounts import users
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import random_token, sha256_hex
 from shared_code.platform.errors import Forbidden
+from shared_code.platform.security_log import token_ref
 from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 SESSION_BYTES = 32
@@ -67,9 +68,21 @@ def _item(sid_hash: str, email: str, user: str, created_at: datetime, last_seen_
     }
 
 
-def create_session(email: str, user: dict | None = None) -> str:
+def new_session_id() -> str:
+    """A fresh raw session id (256 random bits, base64url, 43 chars), for :func:`create_session`."""
+    return random_token(SESSION_BYTES)
+
+
+def session_ref(sid: str) -> str:
+    """A reference to the session ``sid`` for the audit log and security events: the first 12 hex
+    of its stored SHA-256, so a login and its logout correlate; the id cannot be recovered from it."""
+    return token_ref(sha256_hex(sid))
+
+
+def create_session(email: str, user: dict | None = None, *, sid: str | None = None) -> str:
     """Start a session for the normalised ``email`` (its user record ``user``, read when not
-    given); returns the raw session id (43 chars).
+    given); returns the raw session id (43 chars), ``sid`` if given (from :func:`new_session_id`,
+    so the caller can name the session before it exists).
 
     One create. If it times out and lands later, the session exists but its id never reached
     anyone: it is unusable and dies after the idle timeout. Raises
@@ -79,7 +92,7 @@ def create_session(email: str, user: dict | None = None) -> str:
     user = user if user is not None else users.get_user(email)
     if user is None:
         raise Forbidden("invalid_session", "no account for this session")
-    sid = random_token(SESSION_BYTES)
+    sid = sid or new_session_id()
     now = utc_now()
     cosmos.create_item(cosmos.SESSIONS, _item(sha256_hex(sid), email, users.incarnation(user), now, now))
     return sid
@@ -130,14 +143,23 @@ def session_owner(sid: str | None) -> tuple[Session, dict]:
     return Session(email=item["email"], expires_at=expires_at), user
 
 
-def end_session(sid: str | None) -> bool:
+def end_session(sid: str | None, before: Callable[[str], None] | None = None) -> bool:
     """Delete the session for ``sid`` at once; ``True`` if a session was ended.
 
-    Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
+    ``before(email)``, when given, runs first with the owner of a live session (one point read
+    more), e.g. to record the logout; an exception of it propagates and the session stays. An
+    unknown session runs nothing and returns ``False``; an expired one (dead already) is deleted
+    without it. Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB is down.
     """
     if not sid or not SID_PATTERN.fullmatch(sid):
         return False
     sid_hash = sha256_hex(sid)
+    if before is not None:
+        item = cosmos.read_item(cosmos.SESSIONS, sid_hash, sid_hash)
+        if item is None:
+            return False
+        if from_iso(item["expires_at"]) > utc_now():
+            before(item["email"])
     return cosmos.delete_item(cosmos.SESSIONS, sid_hash, sid_hash)
 
 

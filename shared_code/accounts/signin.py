@@ -11,12 +11,17 @@ Throttling: ``login`` counts an attempt on the email, known or not, before the p
 checked (:mod:`shared_code.platform.login_throttle`), and refuses an address whose OTP mail limit
 is spent before the check too (:mod:`shared_code.accounts.throttle`), so a 429 says nothing about
 the password or the account.
+
+Audit log (:mod:`shared_code.audit.trail`, before each takes effect; a failed log write is 503):
+``user_logged_in`` (the session's ``session_ref``) before the session is created, ``user_logged_out``
+before it is ended, ``login_locked_out`` once per window when the account throttle refuses.
 """
 
 from __future__ import annotations
 
 from shared_code.accounts import otp, sessions, throttle, users
 from shared_code.accounts.users import get_user, normalize_email
+from shared_code.audit import trail
 from shared_code.platform import login_throttle
 from shared_code.platform.errors import Forbidden, Unauthorized
 from shared_code.platform.passwords import verify_password
@@ -32,7 +37,7 @@ def login(email: str, password: str) -> str:
     its mail limit is spent, :class:`~shared_code.platform.errors.ServiceUnavailable` on an outage.
     """
     address = normalize_email(email)
-    login_throttle.admit_attempt("login", address)
+    login_throttle.admit_attempt("login", address, on_lockout=trail.record_lockout)
     throttle.check_mail(address)
     user = get_user(address)
     if not verify_password(password, user.get("password_hash") if user else None):
@@ -63,7 +68,9 @@ def verify_login(email: str, code: str) -> str:
     deleted answers ``otp_failed``, a suspended one ``user_suspended``, and the code stays usable.
 
     Raises :class:`~shared_code.platform.errors.Unauthorized` ``otp_failed`` / ``otp_used``,
-    :class:`~shared_code.platform.errors.Forbidden` ``user_suspended``.
+    :class:`~shared_code.platform.errors.Forbidden` ``user_suspended``,
+    :class:`~shared_code.platform.errors.ServiceUnavailable` when the audit log or Cosmos DB is
+    down (then no session exists and the code still works).
     """
     address = normalize_email(email)
     started: list[str] = []
@@ -73,7 +80,9 @@ def verify_login(email: str, code: str) -> str:
         if user is None or users.status(user) == users.DELETING:
             raise Unauthorized("otp_failed", "the code is wrong, expired or already used")
         _require_active(user)
-        started.append(sessions.create_session(address, user))
+        sid = sessions.new_session_id()
+        trail.record("user_logged_in", actor=trail.user_actor(address), objects={"session_ref": sessions.session_ref(sid)})
+        started.append(sessions.create_session(address, user, sid=sid))
 
     try:
         otp.verify(address, otp.LOGIN, code, complete=start_session)
@@ -85,9 +94,14 @@ def verify_login(email: str, code: str) -> str:
 
 
 def logout(sid: str | None) -> None:
-    """End the session ``sid`` at once.
+    """End the session ``sid`` at once, after recording ``user_logged_out``.
 
-    Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when there is no such session.
+    Raises :class:`~shared_code.platform.errors.Forbidden` ``invalid_session`` when there is no such
+    session, :class:`~shared_code.platform.errors.ServiceUnavailable` when the audit log or Cosmos
+    DB is down (then the session stays live; a retry ends it).
     """
-    if not sessions.end_session(sid):
+    def audited(email: str) -> None:
+        trail.record("user_logged_out", actor=trail.user_actor(email), objects={"session_ref": sessions.session_ref(sid)})
+
+    if not sessions.end_session(sid, before=audited):
         raise Forbidden("invalid_session", "a live session id is required in the sid header")

@@ -11,9 +11,9 @@ If the log write fails, :func:`record` raises :class:`~shared_code.platform.erro
 failed (the next storage call was refused, the process died) records a decision that was made but
 did not take effect, which the object's own state shows (the token or device does not exist).
 
-Events recorded today (issue 15, first step): ``token_issued``, ``token_revoked``
-(``shared_code.tokens.bearer_tokens``) and ``device_registered``
-(``shared_code.devices.registry.register_device``).
+The events, their call sites and what each records are listed in the README ("Audit log"). A
+refusal that repeats per request (a throttled client, a denied address) is recorded once per
+client and window (``shared_code.platform.rate_limit.once_per_window``), never per request.
 """
 
 from __future__ import annotations
@@ -54,6 +54,17 @@ def evidence_digest(data: bytes, verifier: str, policy: Mapping[str, Any]) -> di
     in force (its RFC 8785 canonical JSON), never the evidence itself."""
     return {"sha256": hashlib.sha256(data).hexdigest(), "verifier": verifier,
             "policy": hashlib.sha256(rfc8785.dumps(dict(policy))).hexdigest()}
+
+
+def record_lockout(*, endpoint: str, limit: str, account: str | None = None, client_address: str | None = None) -> None:
+    """Record ``login_locked_out``: a password-guessing throttle
+    (:mod:`shared_code.platform.login_throttle`) refuses ``account`` (a normalised email or a
+    gatherer username: the actor, as a salted digest) or ``client_address`` (``limit`` ``"account"``
+    / ``"client"``) on ``endpoint`` for the rest of its window. The areas pass this function as the
+    throttle's ``on_lockout``, which calls it once per window. Raises like :func:`record`."""
+    record("login_locked_out", actor=user_actor(account) if account is not None else OPERATOR,
+           objects={"endpoint": endpoint, "limit": limit}, outcome=REFUSED, failed_checks=["rate_limited"],
+           client_address=client_address)
 
 
 def record(

@@ -19,8 +19,9 @@ file_id), so granting is one atomic create and ``/api/files`` lists the file as 
      "expires_at": iso, "ttl": seconds}         # all but verified records: the purge convention
 
 ``upload_id`` is derived from (device, challenge): one challenge yields at most one grant, and a
-retried request finds the grant it created. Writes, in order: slot (``upload_slots``) → grant
-(conditional create) → consume the challenge. Each prefix is safe: a slot without a grant is
+retried request finds the grant it created. Writes, in order: slot (``upload_slots``) → the
+audit entry ``upload_authorized`` (path ``direct``) → grant (conditional create) → consume the
+challenge. Each prefix is safe: a slot without a grant (also when the log write failed: 503) is
 reclaimed (:mod:`shared_code.devices.upload_slots`); a grant whose challenge was not yet consumed
 is found again by the retry, which then consumes it; until then the challenge could still serve
 one other action of the same device, never a second grant.
@@ -41,6 +42,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared_code.audit import trail
 from shared_code.devices import challenges, files, gates, proofs, registry, upload_slots
 from shared_code.platform import blob_access, blobs, cosmos
 from shared_code.platform.config import get_settings
@@ -145,7 +147,7 @@ def create_grant(device: dict[str, Any], request: GrantRequest) -> tuple[dict[st
     Order: upload gates (:func:`shared_code.devices.gates.require_upload_allowed`) → type, size,
     digest → proof over :func:`upload_message` (:func:`shared_code.devices.proofs.verify_request_proof`)
     → an existing grant for this challenge is answered again (retry) → live challenge → slot →
-    grant create → challenge consumed. Raises ``Forbidden`` (403: gates), ``BadRequest`` 400
+    audit entry → grant create → challenge consumed. Raises ``Forbidden`` (403: gates), ``BadRequest`` 400
     ``file_type_not_allowed`` / ``invalid_field`` / ``invalid_signature_encoding``,
     ``PayloadTooLarge`` 413 ``file_too_large``, ``Unauthorized`` 401 ``invalid_signature`` /
     ``invalid_challenge``, ``Conflict`` 409 ``upload_not_pending`` (a retry of a grant that is
@@ -175,8 +177,9 @@ def create_grant(device: dict[str, Any], request: GrantRequest) -> tuple[dict[st
         challenges.require_live_challenge(deviceid, request.challenge)
         now = utc_now()
         deadline = now + timedelta(seconds=settings.upload_grant_ttl_seconds)
-        slot = upload_slots.acquire(deviceid, upload_id, deadline, lambda other: _counts(deviceid, other))
+        slot = upload_slots.acquire(deviceid, upload_id, deadline, lambda other: _still_held(deviceid, other))
         record = _new_record(deviceid, upload_id, request, content_type, now, deadline, slot)
+        trail.record("upload_authorized", actor=trail.device_actor(deviceid), objects=files.audit_objects(record, "direct"))
         try:
             existing = cosmos.create_item(cosmos.FILES, record)
             log.info("direct upload granted: device=%s upload=%s size=%d", deviceid, upload_id, request.size)
@@ -223,9 +226,13 @@ def with_expiry(record: dict[str, Any], expires_at: datetime) -> dict[str, Any]:
     return record
 
 
-def _counts(deviceid: str, upload_id: str) -> bool:
-    record = read_grant(deviceid, upload_id)
-    return record is not None and state_of(record) == PENDING
+def _still_held(deviceid: str, slot: dict[str, Any]) -> bool:
+    """Whether another request's upload ``slot`` counts: its grant is pending, or not created yet
+    by a request that may still be running (:func:`shared_code.devices.upload_slots.taken_recently`)."""
+    record = read_grant(deviceid, slot["upload_id"])
+    if record is None:
+        return upload_slots.taken_recently(slot)
+    return state_of(record) == PENDING
 
 
 def _consume(deviceid: str, challenge: str) -> None:
@@ -254,7 +261,8 @@ def renew_grant(device: dict[str, Any], upload_id: str) -> dict[str, Any]:
     """A new upload URL for ``device``'s pending, unexpired grant, and what is already staged, so
     an interrupted upload resumes: ``{upload_url, expires_at, block_size, committed: bool,
     staged_blocks: [{id, size}]}`` (uncommitted blocks as Get Block List reports them; the
-    device's SAS cannot read the block list itself). Writes nothing.
+    device's SAS cannot read the block list itself). Writes only the audit entry
+    ``upload_authorized`` (path ``direct-renewal``) before the new URL is made.
 
     Applies the upload gates again. Raises ``NotFound`` 404 ``upload_not_found``, ``Conflict``
     409 ``upload_not_pending`` (verified, refused or expired), ``Forbidden`` 403, ``ServiceUnavailable``.
@@ -266,6 +274,7 @@ def renew_grant(device: dict[str, Any], upload_id: str) -> dict[str, Any]:
     if state_of(record) != PENDING:
         raise Conflict("upload_not_pending", f"this upload is already {state_of(record)}")
     committed, staged = _staged_blocks(record["upload"]["staging_blob"])
+    trail.record("upload_authorized", actor=trail.device_actor(device["id"]), objects=files.audit_objects(record, "direct-renewal"))
     url, expiry = _upload_url(record)
     return {"upload_url": url, "expires_at": to_iso(expiry), "block_size": record["upload"]["block_size"],
             "committed": committed, "staged_blocks": staged}

@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
+from shared_code.audit import trail
 from shared_code.devices import challenges, gates, proofs, registry
 from shared_code.platform import blobs, cosmos
 from shared_code.platform.config import get_settings
@@ -124,11 +125,13 @@ def store_upload(
 
     1. claim the challenge for this upload (``upload:{sha256}``): nothing is stored; the
        challenge now serves only this request;
-    2. conditional blob create: the bytes are stored but not listed; the blob trigger records
+    2. the audit entry ``upload_authorized`` (device, file, digest, size, type; a failed log write
+       is 503 with nothing stored, and the retry records it again);
+    3. conditional blob create: the bytes are stored but not listed; the blob trigger records
        and lists them (the upload completes on its own), or the retry does;
-    3. the file record: the upload is listed (if this create lands after a timeout, the caller
+    4. the file record: the upload is listed (if this create lands after a timeout, the caller
        got 503 and the file is there);
-    4. delete the challenge (best effort: a claimed challenge is useless for anything else).
+    5. delete the challenge (best effort: a claimed challenge is useless for anything else).
 
     Nothing is ever deleted again, so a listed record always has its blob.
 
@@ -159,12 +162,20 @@ def store_upload(
         if stored is None:
             raise
         return stored
+    trail.record("upload_authorized", actor=trail.device_actor(device["id"]), objects=audit_objects(record, "upload-file"))
     _write_blob(record, incoming.stream)
     created = _create_record(record)
     settle_after_commit(created)
     challenges.finish(claimed)
     log.info("file uploaded: device=%s file=%s size=%d", device["id"], record["id"], size)
     return created
+
+
+def audit_objects(record: dict[str, Any], path: str) -> dict[str, Any]:
+    """The objects of an upload's audit entries: device, file id, signed digest, size, type and
+    the upload ``path`` (``upload-file`` or ``direct``); never the client's file name."""
+    return {"device": record["deviceid"], "file": record["id"], "sha256": record["sha256"], "size": record["size"],
+            "content_type": record["content_type"], "path": path}
 
 
 def upload_file_id(deviceid: str, challenge: str) -> str:
@@ -307,14 +318,17 @@ def _decode_continuation(deviceid: str, text: str) -> str:
 
 def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, str], content_type: str | None) -> dict[str, Any]:
     """Blob-trigger side: recompute the SHA-256 of an uploaded blob and write its file record
-    with status ``verified`` or ``digest_mismatch``. Idempotent on the blob name.
+    with status ``verified`` or ``digest_mismatch``, after recording the verdict in the audit log
+    (``upload_verified``: granted, or refused with ``digest_mismatch`` and the observed digest).
+    Idempotent on the blob name (a redelivered event records its verdict again).
 
     The record is created, or replaced on its etag (re-read on a lost race), so a
     ``device_revoked`` mark is never undone: the verdict then goes to ``status_before_revocation``.
     Afterwards the device is re-read (:func:`settle_after_commit`): a file of a device revoked
     meanwhile is marked. ``blob_name`` is relative to the uploads container
     (``{deviceid}/{file_id}``). Raises ``ValueError`` for a blob whose name is not of that shape
-    (not written by this app), ``ServiceUnavailable``.
+    (not written by this app), ``ServiceUnavailable`` when the audit log or Cosmos DB is down
+    (nothing is written; the trigger's retry decides again).
     """
     deviceid, _, file_id = blob_name.rpartition("/")
     if not deviceid or not file_id:
@@ -327,15 +341,30 @@ def record_uploaded_blob(blob_name: str, stream: BinaryIO, metadata: dict[str, s
         "verified" if declared == digest else "digest_mismatch",
         metadata.get("uploaded_at") or to_iso(utc_now()), verified_at=to_iso(utc_now()),
     )
+    observed = {}
     if record["status"] == "digest_mismatch":
         record["declared_sha256"] = declared
+        observed = {"sha256": declared, "observed_sha256": digest}
         log.warning("digest mismatch for blob %s (declared %s)", blob_name, declared)
+    trail.record("upload_verified", actor=trail.OPERATOR, **verdict_entry(record, "upload-file", **observed))
     written = _write_verdict(record)
     try:
         settle_after_commit(written)
     except Forbidden:
         return cosmos.read_item(cosmos.FILES, file_id, deviceid) or written
     return written
+
+
+def verdict_entry(record: dict[str, Any], path: str, status: str | None = None, **observed: Any) -> dict[str, Any]:
+    """The audit fields (``objects``, ``outcome``, ``failed_checks``) of the verification verdict
+    ``status`` (default: the record's) on an upload of ``path``: granted for ``verified``, else
+    refused with the status as the failed check; ``observed`` adds or overrides objects (the
+    signed ``sha256``, ``observed_sha256``, ``observed_size``)."""
+    status = status or record["status"]
+    objects = {**audit_objects(record, path), **observed}
+    if status == "verified":
+        return {"objects": objects, "outcome": trail.GRANTED}
+    return {"objects": objects, "outcome": trail.REFUSED, "failed_checks": [status]}
 
 
 def _write_verdict(record: dict[str, Any]) -> dict[str, Any]:

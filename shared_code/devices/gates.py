@@ -8,12 +8,17 @@ applies the same rules in the same order:
    (:func:`require_device_trust`, which ``/verify`` applies too);
 3. with ``REQUIRE_INTEGRITY_FOR_UPLOAD``, a recent passing Play Integrity verdict
    (:func:`shared_code.devices.integrity.verdicts.require_recent_pass`).
+
+A refusal is recorded in the audit log (``upload_authorized``, outcome ``refused``, the gate's
+error as ``failed_checks``) before it is answered; a gate added inside
+:func:`require_upload_allowed` is recorded the same way.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from shared_code.audit import trail
 from shared_code.devices import registry
 from shared_code.devices.attestation.results import trust_rank
 from shared_code.devices.integrity import verdicts
@@ -27,12 +32,17 @@ def require_upload_allowed(device: dict[str, Any]) -> None:
     Raises :class:`~shared_code.platform.errors.Forbidden` ``device_not_attested`` (403) when no
     key is attested, ``attestation_required`` (403) below ``MIN_DEVICE_TRUST`` or revoked, and
     ``integrity_required`` (403) when the integrity gate is on and the device has no passing
-    verdict younger than ``PLAY_INTEGRITY_MAX_AGE_SECONDS``.
+    verdict younger than ``PLAY_INTEGRITY_MAX_AGE_SECONDS``, each after recording the refusal
+    (:class:`~shared_code.platform.errors.ServiceUnavailable` 503 instead when that fails).
     """
-    if not device.get("public_key"):
-        raise Forbidden("device_not_attested", "attest the device key before uploading")
-    require_device_trust(device)
-    verdicts.require_recent_pass(device)
+    try:
+        if not device.get("public_key"):
+            raise Forbidden("device_not_attested", "attest the device key before uploading")
+        require_device_trust(device)
+        verdicts.require_recent_pass(device)
+    except Forbidden as refusal:
+        trail.record("upload_authorized", actor=trail.device_actor(device["id"]), objects={"device": device["id"]}, outcome=trail.REFUSED, failed_checks=[refusal.message])
+        raise
 
 
 def require_device_trust(device: dict[str, Any]) -> None:

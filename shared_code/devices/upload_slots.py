@@ -4,13 +4,17 @@ device are pending at once, also when grants are requested concurrently.
 Container ``upload_slots`` (partition ``/deviceid``), one item per occupied slot, id = the slot
 number ``"0"`` .. ``"N-1"``::
 
-    {"id": "2", "deviceid", "upload_id", "expires_at": iso (the grant's deadline), "ttl": seconds}
+    {"id": "2", "deviceid", "upload_id", "expires_at": iso (the grant's deadline), "taken_at": iso,
+     "ttl": seconds}
 
 A slot is taken by a conditional create (409 = taken), so two grants never share one. A taken
 slot counts until it is released (the grant was verified, refused or expired), its deadline
-passes (the purge timer then deletes it), or it names a grant that is not pending (e.g. one whose
-creation failed after the slot was taken): such a slot is taken over with an etag-guarded
-replace. A release that fails therefore only delays the slot's reuse; it never leaks it.
+passes (the purge timer then deletes it), or it names a grant that is not pending: such a slot is
+taken over with an etag-guarded replace. A slot whose grant does not exist yet counts for
+:data:`GRANT_CREATION_GRACE_SECONDS` after it was taken, because the request that took it may
+still be creating the grant (its audit entry comes first): taking it over then would let both
+grants land. After that (the request died, or its grant write failed) it is taken over. A release
+that fails therefore only delays the slot's reuse; it never leaks it.
 """
 
 from __future__ import annotations
@@ -27,18 +31,30 @@ from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 log = logging.getLogger("trustgate.upload_slots")
 
 RETRY_AFTER_SECONDS = 60
+# Longer than a request can take between taking a slot and creating its grant: the HTTP front end
+# ends a request after 230 s, the Consumption plan's default function timeout is 5 minutes.
+GRANT_CREATION_GRACE_SECONDS = 300
 
 
 def _slot(deviceid: str, number: int, upload_id: str, deadline: datetime) -> dict[str, Any]:
     ttl = max(int((deadline - utc_now()).total_seconds()), 0) + 3600
-    return {"id": str(number), "deviceid": deviceid, "upload_id": upload_id, "expires_at": to_iso(deadline), "ttl": ttl}
+    return {"id": str(number), "deviceid": deviceid, "upload_id": upload_id, "expires_at": to_iso(deadline),
+            "taken_at": to_iso(utc_now()), "ttl": ttl}
 
 
-def acquire(deviceid: str, upload_id: str, deadline: datetime, is_pending: Callable[[str], bool]) -> int:
+def taken_recently(slot: dict[str, Any]) -> bool:
+    """Whether ``slot`` was taken less than :data:`GRANT_CREATION_GRACE_SECONDS` ago (so its
+    request may still be creating the grant). Slots of older code (no ``taken_at``): ``False``."""
+    taken_at = slot.get("taken_at")
+    return taken_at is not None and (utc_now() - from_iso(taken_at)).total_seconds() < GRANT_CREATION_GRACE_SECONDS
+
+
+def acquire(deviceid: str, upload_id: str, deadline: datetime, still_held: Callable[[dict[str, Any]], bool]) -> int:
     """Take a free slot of ``deviceid`` for grant ``upload_id`` (pending until ``deadline``);
     returns its number. Idempotent: a slot already held by ``upload_id`` is returned as is.
 
-    ``is_pending(upload_id)`` tells whether another holder's grant still counts. Raises
+    ``still_held(slot)`` tells whether another holder's slot item still counts (its grant is
+    pending, or it does not exist yet and the slot was :func:`taken_recently`). Raises
     :class:`~shared_code.platform.errors.TooManyRequests` ``too_many_pending_uploads`` (429,
     ``Retry-After``) when every slot holds a live pending grant, and ``ServiceUnavailable``.
     A crash after the slot was taken leaves it held by a grant that may not exist: a retry of the
@@ -59,7 +75,7 @@ def acquire(deviceid: str, upload_id: str, deadline: datetime, is_pending: Calla
             held.append(slot)
     now = utc_now()
     for slot in held:
-        if from_iso(slot["expires_at"]) > now and is_pending(slot["upload_id"]):
+        if from_iso(slot["expires_at"]) > now and still_held(slot):
             continue
         try:
             cosmos.replace_item(cosmos.UPLOAD_SLOTS, _slot(deviceid, int(slot["id"]), upload_id, deadline), slot["_etag"])

@@ -19,6 +19,10 @@ a grant (:mod:`shared_code.devices.direct_uploads`) and its staged blob.
    ``device_revoked`` if a revocation landed meanwhile
    (:func:`shared_code.devices.files.settle_after_commit`).
 
+Every verdict (steps 3, 4, 6 and the sweep's ``expired``) is recorded in the audit log first
+(``upload_verified``: granted, or refused with the verdict as ``failed_checks`` and what was
+observed); when that fails nothing is recorded on the grant and the trigger's retry decides again.
+
 A staged blob rewritten after step 3 makes step 4 or 5 fail with ``SourceChanged``: nothing is
 copied, nothing recorded, and the rewrite's own event verifies the new version. So only bytes
 whose digest matched the signed one ever reach the uploads container. Every step is safe to
@@ -41,6 +45,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobClient
 
+from shared_code.audit import trail
 from shared_code.devices import direct_uploads, files, registry, upload_slots
 from shared_code.platform import blob_access, blob_copy, blobs, cosmos
 from shared_code.platform.config import get_settings
@@ -189,7 +194,9 @@ def _conclude(record: dict[str, Any], status: str, **observed: Any) -> str:
     """Record the verdict ``status`` on the pending grant (etag-guarded), then release its slot
     and delete its staged blob. If another run recorded a verdict first, that one stands: a copy
     this run made for ``verified`` is deleted unless the winner is ``verified`` too. Returns the
-    state that stands."""
+    state that stands. Raises ``ServiceUnavailable`` when the audit entry cannot be written
+    (nothing is recorded then)."""
+    trail.record("upload_verified", actor=trail.OPERATOR, **files.verdict_entry(record, "direct", status, **observed))
     while True:
         body = _concluded(record, status, observed)
         try:

@@ -12,7 +12,9 @@ data key; absent on blobs stored before versions existed: 1) and ``upload_id``, 
 conditional create (``If-None-Match: *``) so a second upload can never overwrite the first.
 Replacing a stored file (after a key rotation: :mod:`shared_code.filestore.key_service`) is one
 conditional write on the etag the owner downloaded (``If-Match``). Who may read is decided by the
-KMS: the key's owner and its grantees, checked on every request.
+KMS: the key's owner and its grantees, checked on every request. Each store (a replace included)
+and each download is recorded in the audit log first (``encrypted_file_stored`` /
+``encrypted_file_downloaded``); a failed log write is 503, and nothing is stored or handed out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties, ContentSettings
 
+from shared_code.audit import trail
 from shared_code.filestore import key_versions, kms
 from shared_code.platform import blobs
 from shared_code.platform.config import get_settings
@@ -104,7 +107,7 @@ def parse_envelope(fields: dict[str, object]) -> Envelope:
 
 
 def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | None = None,
-          if_match: str | None = None) -> tuple[int, str]:
+          if_match: str | None = None, client_address: str | None = None) -> tuple[int, str]:
     """Store ``envelope`` as ``file_name`` for its KMS owner ``email``, sealed under the key's
     current version (``key_version``, when given, must be it); returns ``(key version, etag)``.
 
@@ -143,6 +146,9 @@ def store(email: str, file_name: str, envelope: Envelope, *, key_version: int | 
     condition = {"overwrite": False} if if_match is None else \
         {"overwrite": True, "etag": if_match, "match_condition": MatchConditions.IfNotModified}
     blob = _blob(file_name)
+    trail.record("encrypted_file_stored", actor=trail.user_actor(email), client_address=client_address,
+                 objects={"file_key": key["id"], "key_version": current, "size": len(envelope.encrypted_data),
+                          "replace": if_match is not None})
     with blobs.storage_errors("encrypted upload"):
         try:
             written = blob.upload_blob(envelope.encrypted_data, metadata=metadata, **condition,
@@ -169,15 +175,15 @@ def _of_key(properties: BlobProperties, key: dict[str, Any]) -> bool:
 
 def _replace_leftover(email: str, file_name: str, envelope: Envelope, key_version: int | None, etag: str) -> tuple[int, str]:
     """Replace, on its etag, a blob sealed for an earlier key of the name: never served (its key is
-    gone) and left by an upload that landed after its owner's account deletion removed the file
-    (issue 16). Another upload that replaced it first wins: ``file_exists``."""
+    gone) and left by an upload that landed after its owner's account deletion removed the file.
+    Another upload that replaced it first wins: ``file_exists``."""
     try:
         return store(email, file_name, envelope, key_version=key_version, if_match=etag)
     except PreconditionFailed:
         raise Conflict("file_exists", "this file was uploaded before; it cannot be overwritten") from None
 
 
-def fetch(email: str, file_name: str) -> StoredFile:
+def fetch(email: str, file_name: str, client_address: str | None = None) -> StoredFile:
     """The stored envelope of ``file_name`` for its owner or a grantee, with its key version and etag.
 
     Only a blob stored under the current key (same generation) counts. Raises
@@ -197,8 +203,11 @@ def fetch(email: str, file_name: str) -> StoredFile:
     if not _of_key(downloader.properties, key):
         raise not_found
     metadata = downloader.properties.metadata or {}
+    version = _key_version(metadata)
+    trail.record("encrypted_file_downloaded", actor=trail.user_actor(email), client_address=client_address,
+                 objects={"file_key": key["id"], "key_version": version, "role": kms.role(key, email)})
     envelope = Envelope(data, b64decode_strict(metadata["encrypted_aes_key"]), b64decode_strict(metadata["encrypted_aes_iv"]))
-    return StoredFile(envelope, _key_version(metadata), downloader.properties.etag)
+    return StoredFile(envelope, version, downloader.properties.etag)
 
 
 def stored_key_version(key: dict[str, Any]) -> int | None:

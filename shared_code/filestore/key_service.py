@@ -57,10 +57,6 @@ def _usable_key(email: str, file_name: str) -> dict[str, Any]:
     return item
 
 
-def _role(item: dict[str, Any], email: str) -> str:
-    return "owner" if item["owner"] == email else "grantee"
-
-
 def unwrap(email: str, file_name: str, encrypted_aes_key: object, version: int | None = None,
            client_address: str | None = None) -> tuple[bytes, int]:
     """The data key inside ``encrypted_aes_key`` (base64 RSA-OAEP ciphertext) under version
@@ -87,7 +83,7 @@ def unwrap(email: str, file_name: str, encrypted_aes_key: object, version: int |
     item = _usable_key(email, file_name)
     record = version_of(item, version)
     data_key = data_keys.unwrap_data_key(_private_key_pem(item, record), encrypted_aes_key)
-    trail.record("kms_key_unwrapped", actor=trail.user_actor(email), client_address=client_address, objects={"file_key": item["id"], "key_version": record.version, "role": _role(item, email)})
+    trail.record("kms_key_unwrapped", actor=trail.user_actor(email), client_address=client_address, objects={"file_key": item["id"], "key_version": record.version, "role": kms.role(item, email)})
     return data_key, record.version
 
 
@@ -106,7 +102,7 @@ def export_private_key(email: str, file_name: str, version: int | None = None,
     item = _usable_key(email, file_name)
     record = version_of(item, version)
     pem = _private_key_pem(item, record)
-    trail.record("kms_private_key_exported", actor=trail.user_actor(email), client_address=client_address, objects={"file_key": item["id"], "key_version": record.version, "role": _role(item, email)})
+    trail.record("kms_private_key_exported", actor=trail.user_actor(email), client_address=client_address, objects={"file_key": item["id"], "key_version": record.version, "role": kms.role(item, email)})
     return pem, record.version
 
 

@@ -27,12 +27,16 @@ an earlier key of the name (keys go with their owner's account, and an entry may
 unlocks a later key. An access check is one point read of the key item; a revoke takes effect
 with the very next request.
 
-Account deletion (issue 16, :mod:`shared_code.filestore.erasure`) destroys a key by replacing
+Account deletion (:mod:`shared_code.filestore.erasure`) destroys a key by replacing
 its item with a tombstone that holds no key material (:func:`destroy_key`: crypto-shredding, every
 version at once since they all live in the one item); readers take a tombstone for no key
 (:func:`_read_key`), and it is deleted once the file and the index entries are gone. Grants go
 only to active accounts, and are withdrawn again when the friend's account stopped being active
 (or was registered anew) while the grant was being written.
+
+Audit log (:mod:`shared_code.audit.trail`): ``kms_key_created``, ``kms_access_granted`` and
+``kms_access_revoked`` are recorded before their first write; a failed log write is 503 with
+nothing changed. (The key service's operations record their own: :mod:`shared_code.filestore.key_service`.)
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared_code.accounts import users
-from shared_code.filestore import key_wrap
+from shared_code.audit import trail
+from shared_code.filestore import key_versions, key_wrap
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import random_token, sha256_hex
@@ -84,7 +89,7 @@ def key_id(file_name: str) -> str:
     return sha256_hex(file_name)
 
 
-def create_key(owner: str, file_name: str) -> str:
+def create_key(owner: str, file_name: str, client_address: str | None = None) -> str:
     """The public key of ``file_name``'s RSA key pair (``KMS_RSA_KEY_BITS``, e = 65537) owned by
     ``owner``, as PEM SubjectPublicKeyInfo (RFC 5280), generating the pair on the first call.
 
@@ -108,6 +113,8 @@ def create_key(owner: str, file_name: str) -> str:
     existing = _read_key(kid)
     if existing is None:
         item = _new_key_item(kid, owner, file_name, kek)
+        trail.record("kms_key_created", actor=trail.user_actor(owner), client_address=client_address,
+                     objects={"file_key": kid, "key_version": key_versions.current_version(item), "key_bits": item["key_bits"]})
         _write_index(item, owner, OWNER)
         try:
             cosmos.create_item(cosmos.KMS_KEYS, item)
@@ -140,8 +147,8 @@ def _read_key(kid: str) -> dict[str, Any] | None:
     return None if item is None or is_destroyed(item) else item
 
 
-def _role(key: dict[str, Any], email: str) -> str | None:
-    """``owner`` / ``grantee`` when the key item lets ``email`` use the key, else ``None``."""
+def role(key: dict[str, Any], email: str) -> str | None:
+    """``owner`` / ``grantee`` when the key item ``key`` lets ``email`` use the key, else ``None``."""
     if key["owner"] == email:
         return OWNER
     return GRANTEE if email in key.get("grantees", ()) else None
@@ -156,10 +163,10 @@ def key_of_owner(email: str, file_name: str) -> dict[str, Any] | None:
 def key_for(email: str, file_name: str) -> dict[str, Any] | None:
     """The key item of ``file_name`` if ``email`` owns it or holds a grant, else ``None`` (one point read)."""
     item = _read_key(key_id(file_name))
-    return item if item is not None and _role(item, email) is not None else None
+    return item if item is not None and role(item, email) is not None else None
 
 
-def grant(owner: str, file_name: str, friend_email: object) -> None:
+def grant(owner: str, file_name: str, friend_email: object, client_address: str | None = None) -> None:
     """Let the registered user ``friend_email`` fetch ``file_name``'s private key.
 
     Steps: (1) the friend's index entry: if the process dies or times out here, nothing is
@@ -175,6 +182,7 @@ def grant(owner: str, file_name: str, friend_email: object) -> None:
     account = users.active_user(friend)
     if account is None:
         raise NotFound("user_not_found", "no registered user has that email")
+    trail.record("kms_access_granted", actor=trail.user_actor(owner), client_address=client_address, objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
     _write_index(item, friend, GRANTEE)
     _change_grantees(item, friend, granted=True)
     _withdraw_if_gone(item, friend, users.incarnation(account))
@@ -190,7 +198,7 @@ def _withdraw_if_gone(key: dict[str, Any], friend: str, incarnation: str) -> Non
         raise NotFound("user_not_found", "no registered user has that email")
 
 
-def revoke(owner: str, file_name: str, friend_email: object) -> bool:
+def revoke(owner: str, file_name: str, friend_email: object, client_address: str | None = None) -> bool:
     """Withdraw ``friend_email``'s grant at once; ``True`` if a grant existed.
 
     One step, the key item's replace on its etag: if it times out and lands later the caller got
@@ -198,6 +206,7 @@ def revoke(owner: str, file_name: str, friend_email: object) -> bool:
     Raises like :func:`grant` except that the friend need not be registered.
     """
     item, friend = _owned_and_friend(owner, file_name, friend_email)
+    trail.record("kms_access_revoked", actor=trail.user_actor(owner), client_address=client_address, objects={"file_key": item["id"], "grantee": trail.user_actor(friend)})
     return _change_grantees(item, friend, granted=False)
 
 

@@ -18,6 +18,11 @@ Transitions (anything else is refused with 409):
   ``jti``, which revokes any earlier token, and clears ``reidentified``.
 - MESSAGE ``logout``: Authenticated → Grounded; clears ``token_jti``, revoking the token.
 
+Audit log (:mod:`shared_code.audit.trail`; actor: the salted digest of the username): a successful
+AUTHENTICATE records ``user_logged_in`` and a logout ``user_logged_out`` (objects: ``endpoint``,
+the token's ``jti``) before the first write (revocation step 1); a failed log write is 503 and
+nothing moves. Lockouts of AUTHENTICATE are ``login_locked_out`` (the login throttle).
+
 Every transition is a conditional replace on the item's etag, so of two racing requests on one
 user at most one moves its state; the loser gets :class:`~shared_code.platform.errors.Conflict`
 ``state_conflict`` and nothing changes. Each is one write: if it times out and lands later the
@@ -53,6 +58,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared_code.audit import trail
 from shared_code.gatherer import access_tokens, message_log
 from shared_code.platform import cosmos, login_throttle
 from shared_code.platform.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized
@@ -124,9 +130,12 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
     (the state stays Identified), ``state_conflict`` (409) when a racing request won, and
     :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429, before the user is read,
     so known and unknown names and right and wrong passwords are alike) over
-    ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.platform.login_throttle`).
+    ``LOGIN_RATE_LIMIT_PER_MINUTE`` attempts on ``username`` (:mod:`shared_code.platform.login_throttle`;
+    the first refusal of a window is recorded as ``login_locked_out`` in the audit log, 503 when
+    that fails), :class:`~shared_code.platform.errors.ServiceUnavailable` when Cosmos DB, Blob
+    Storage or the audit log (``user_logged_in``, recorded before anything moves) is down.
     """
-    login_throttle.admit_attempt("authenticate", username)
+    login_throttle.admit_attempt("authenticate", username, on_lockout=trail.record_lockout)
     user = _read(username)
     if not _may_authenticate(user):
         raise Conflict("not_identified", "send IDENTIFY for this user first")
@@ -137,8 +146,9 @@ def authenticate(username: str, password: str) -> access_tokens.IssuedToken:
         log.info("gatherer authentication failed: %s", username)
         raise Unauthorized("invalid_credentials", "wrong username or password")
     generation = int(user.get("generation") or 0)
+    issued = access_tokens.issue_token(username, generation + 1)  # signed here, handed out only at the end
+    _record_session("user_logged_in", username, issued.jti, "authenticate")
     _seal_since(user)  # revocation step 1 for the previous token (see the module docstring)
-    issued = access_tokens.issue_token(username, generation + 1)
     _move(user, state=AUTHENTICATED, password_hash=password_hash, token_jti=issued.jti, reidentified=False,
           generation=generation + 1, sealed_through=max(0, generation - 1))
     if generation:
@@ -219,14 +229,21 @@ def logout(user: dict[str, Any]) -> None:
 
     Raises :class:`~shared_code.platform.errors.Conflict` ``state_conflict`` when a racing request
     won, :class:`~shared_code.platform.errors.ServiceUnavailable` when a store fails (see the module
-    docstring for what each prefix leaves and what a retry does).
+    docstring for what each prefix leaves and what a retry does; ``user_logged_out`` is recorded
+    first, so with the audit log down nothing moves).
     """
     generation = int(user.get("generation") or 0)
+    _record_session("user_logged_out", user["id"], user.get("token_jti"), "message")
     _seal_since(user)
     _move(user, state=GROUNDED, token_jti=None, reidentified=False, sealed_through=max(0, generation - 1))
     if generation:
         message_log.seal_generation(user["id"], generation)
     log.info("gatherer user logged out: %s", user["id"])
+
+
+def _record_session(event: str, username: str, jti: str | None, endpoint: str) -> None:
+    """The audit entry of a gatherer login or logout (raises ServiceUnavailable when the log is down)."""
+    trail.record(event, actor=trail.user_actor(username), objects={"endpoint": endpoint, "token_jti": jti})
 
 
 def validate_message(message: object, max_bytes: int) -> str:

@@ -70,6 +70,14 @@ def address_label(address: IPAddress | None) -> str:
     return UNKNOWN if address is None else str(address)
 
 
+def caller_label(headers: Mapping[str, str]) -> str:
+    """The :func:`address_label` of the request's client per ``TRUSTED_PROXY_HOPS``: what limits
+    count and the audit log records (as a salted digest there)."""
+    from shared_code.platform.config import get_settings
+
+    return address_label(client_address(headers, get_settings().trusted_proxy_hops))
+
+
 def rate_limit_key(label: str, ipv6_prefix: int) -> str:
     """What a per-client limit counts a client label (from :func:`address_label`) under: an IPv4
     address itself, an IPv6 address's ``/ipv6_prefix`` network (``2001:db8:1:2::/64``).

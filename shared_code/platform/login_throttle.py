@@ -19,39 +19,50 @@ instance of the app shares them:
 A refusal raises :class:`~shared_code.platform.errors.TooManyRequests` ``rate_limited`` (429 with
 ``Retry-After``) before anything is read or stored, and logs a ``rate_limited`` security event
 naming the limit; accounts appear there only as
-:func:`~shared_code.platform.security_log.subject_ref`.
+:func:`~shared_code.platform.security_log.subject_ref`. A caller may pass ``on_lockout`` (the
+areas pass :func:`shared_code.audit.trail.record_lockout`; platform imports no area): it is called
+with ``endpoint``, ``limit`` (``"client"`` / ``"account"``) and ``client_address`` or ``account``
+before the 429, once per limit, key and window, and an exception of it (the audit log is down:
+503) replaces the 429.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from shared_code.platform import rate_limit
-from shared_code.platform.client_address import address_label, client_address, rate_limit_key
+from shared_code.platform.client_address import caller_label, rate_limit_key
 from shared_code.platform.config import get_settings
 from shared_code.platform.security_log import subject_ref
 
 MINUTE = 60
 
+LockoutHook = Callable[..., None]
+"""``on_lockout(*, endpoint, limit, client_address=None, account=None)``."""
 
-def admit_client(headers: Mapping[str, str], endpoint: str) -> str:
+
+def admit_client(headers: Mapping[str, str], endpoint: str, on_lockout: LockoutHook | None = None) -> str:
     """Count a request to ``endpoint`` (``"login"``, ``"register"``, ``"identify"``, ``"authenticate"``) from the
     client address in ``headers``; returns the address label (``"unknown"`` when it cannot be
     determined, which all such requests share). Raises ``rate_limited`` (429) over
-    ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE``, ``ServiceUnavailable`` when Cosmos DB is down."""
+    ``LOGIN_CLIENT_RATE_LIMIT_PER_MINUTE`` (after ``on_lockout``, once a window), ``ServiceUnavailable``
+    when Cosmos DB (or ``on_lockout``) fails."""
     settings = get_settings()
-    client = address_label(client_address(headers, settings.trusted_proxy_hops))
+    client = caller_label(headers)
     limit = settings.login_client_rate_limit_per_minute
     rate_limit.enforce(f"{endpoint}_client", rate_limit_key(client, settings.rate_limit_ipv6_prefix), limit, MINUTE,
                        f"at most {limit} requests a minute from one address",
+                       on_refusal=None if on_lockout is None else lambda: on_lockout(endpoint=endpoint, limit="client", client_address=client),
                        limit_kind="client", client=client, endpoint=endpoint)
     return client
 
 
-def admit_attempt(endpoint: str, account: str) -> None:
+def admit_attempt(endpoint: str, account: str, on_lockout: LockoutHook | None = None) -> None:
     """Count a password attempt on ``account`` (normalised email or username, known or not) at
-    ``endpoint``. Raises ``rate_limited`` (429) over ``LOGIN_RATE_LIMIT_PER_MINUTE``."""
+    ``endpoint``. Raises ``rate_limited`` (429) over ``LOGIN_RATE_LIMIT_PER_MINUTE`` (after
+    ``on_lockout``, once a window), ``ServiceUnavailable`` when Cosmos DB (or ``on_lockout``) fails."""
     limit = get_settings().login_rate_limit_per_minute
     rate_limit.enforce(f"{endpoint}_account", account, limit, MINUTE,
                        f"at most {limit} attempts a minute for one account: wait and try again",
+                       on_refusal=None if on_lockout is None else lambda: on_lockout(endpoint=endpoint, limit="account", account=account),
                        limit_kind="account", endpoint=endpoint, account_ref=subject_ref(account))

@@ -22,6 +22,12 @@ instances is refused after at least ``limit - I × (lease - 1)`` requests. When 
 ``lease`` units are left, the instance counts one by one (exact again near the limit), and once
 the shared counter is full it refuses the rest of the window without asking again (a full
 counter never empties within its window). The login and OTP throttles keep exact counting.
+
+**Once per window** (:func:`once_per_window`): an action run at most once per key and window
+across instances (an audit entry for a refused burst, not one per refused request). A marker
+item ``<bucket>_once-<window index>-<sha256(key)[:32]>`` is created *after* the action succeeded,
+so a failed action is tried again by the next caller; each process also remembers the windows it
+saw marked, so the refusals after the first cost no storage call at all.
 """
 
 from __future__ import annotations
@@ -31,18 +37,20 @@ import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from shared_code.platform import cosmos
 from shared_code.platform.config import get_settings
 from shared_code.platform.crypto import sha256_hex
-from shared_code.platform.errors import TooManyRequests
+from shared_code.platform.errors import ServiceUnavailable, TooManyRequests
 from shared_code.platform.security_log import security_event
 from shared_code.platform.timeutil import to_iso, utc_now
 
 MAX_ATTEMPTS = 3
 # Leases of windows that have ended are dropped once the table holds this many entries.
 MAX_LEASES = 10_000
+
+log = logging.getLogger("trustgate.rate_limit")
 
 
 @dataclass(frozen=True)
@@ -164,9 +172,57 @@ def lease_units(limit: int) -> int:
 
 
 def reset_leases() -> None:
-    """Forget this process's leases (tests)."""
+    """Forget this process's leases and the windows :func:`once_per_window` saw marked (tests)."""
     with _leases_lock:
         _leases.clear()
+        _marked.clear()
+
+
+_marked: dict[str, datetime] = {}  # once_per_window marker ids this process saw -> their window end
+
+
+def _seen_marked(item_id: str) -> bool:
+    with _leases_lock:
+        return item_id in _marked
+
+
+def _remember_marked(item_id: str, ends_at: datetime) -> None:
+    with _leases_lock:
+        if len(_marked) >= MAX_LEASES:
+            now = utc_now()
+            for stale in [name for name, end in _marked.items() if end <= now]:
+                del _marked[stale]
+        _marked[item_id] = ends_at
+
+
+def once_per_window(bucket: str, key: str, window_seconds: int, action: Callable[[], None]) -> bool:
+    """Run ``action`` unless it already ran for ``key`` in ``bucket`` in the current window of
+    ``window_seconds`` (on any instance); returns whether it ran here.
+
+    Costs no storage call once this process saw the window marked; otherwise one point read of
+    the marker, and after the action one create of it (expiring with the window). An exception
+    of ``action`` propagates and leaves the window unmarked, so the next caller runs it again: at
+    least once per window, and once unless two instances (or threads) reach the first at the same
+    moment. A marker create that fails is only logged: the action's effect stands, and another
+    instance may repeat it. Raises :class:`~shared_code.platform.errors.ServiceUnavailable` when
+    the marker cannot be read.
+    """
+    item_id, ends_at, retry_after = _current(f"{bucket}_once", key, window_seconds)
+    if _seen_marked(item_id):
+        return False
+    if cosmos.read_item(cosmos.RATE_LIMITS, item_id, item_id) is not None:
+        _remember_marked(item_id, ends_at)
+        return False
+    action()
+    try:
+        cosmos.create_item(cosmos.RATE_LIMITS, {"id": item_id, "bucket": f"{bucket}_once", "count": 1,
+                                                "expires_at": to_iso(ends_at), "ttl": retry_after + 1})
+    except cosmos.AlreadyExists:
+        pass  # another instance ran it at the same moment
+    except ServiceUnavailable as error:
+        log.warning("once-per-window marker %s not stored (%s); the action may run again", item_id, error.detail)
+    _remember_marked(item_id, ends_at)
+    return True
 
 
 def peek(bucket: str, key: str, limit: int, window_seconds: int = 60) -> Decision:
@@ -195,10 +251,13 @@ def refuse(decision: Decision, limit: int, detail: str, **log_fields: Any) -> No
 
 
 def enforce(bucket: str, key: str, limit: int, window_seconds: int, detail: str, *, lease: int = 1,
-            **log_fields: Any) -> Decision:
+            on_refusal: Callable[[], None] | None = None, **log_fields: Any) -> Decision:
     """:func:`hit` (``lease`` as there), then :func:`refuse` when over ``limit``: counts the request
     or raises :class:`~shared_code.platform.errors.TooManyRequests` (429 with ``Retry-After``),
-    logging the refusal."""
+    logging the refusal. ``on_refusal`` (e.g. an audit entry) runs before the 429, once per key
+    and window (:func:`once_per_window`); its exception (a 503) replaces the 429."""
     decision = hit(bucket, key, limit, window_seconds, lease=lease)
+    if not decision.allowed and on_refusal is not None:
+        once_per_window(bucket, key, window_seconds, on_refusal)
     refuse(decision, limit, detail, **log_fields)
     return decision

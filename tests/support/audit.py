@@ -1,4 +1,5 @@
-"""Audit log helpers for tests: the operator API as a verifier source, and a worker process."""
+"""Audit log helpers for tests: the operator API as a verifier source, the entries a request
+wrote, an audit log that is down, and a worker process."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 import json
 import os
 from typing import Iterator
+
+import pytest
 
 from tests.support.devices import call
 
@@ -41,6 +44,65 @@ class HandlerSource:
         return [base64.b64decode(p) for p in body["proof"]]
 
 
+def log_size() -> int:
+    """How many entries the log holds now (every durable entry is visible at once)."""
+    from shared_code.audit import sequencer
+
+    return sequencer.synced_state().size
+
+
+def entries_since(size: int, event: str | None = None) -> list[dict]:
+    """The entries appended since the log held ``size`` (parsed, read through ``GET /audit/entries``),
+    only those of ``event`` if given."""
+    found = [json.loads(text) for _, text in HandlerSource().entries(size, log_size())]
+    return [entry for entry in found if event is None or entry["event"] == event]
+
+
+def only_entry(size: int, event: str, *in_clear: str) -> dict:
+    """The one ``event`` entry appended since the log held ``size``; asserts that none of the
+    ``in_clear`` values (secrets, emails, addresses, file names) appears in it."""
+    found = entries_since(size, event)
+    assert len(found) == 1, found
+    text = json.dumps(found[0])
+    for value in in_clear:
+        assert value not in text, f"{value!r} in the audit entry {text}"
+    return found[0]
+
+
+class AuditOutage:
+    """Turns the audit log's blob writes into a storage outage (503) and back, while everything
+    else keeps working: the seam every append goes through (``storage.append_at``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from shared_code.audit import storage
+
+        self._monkeypatch, self._storage, self._real = monkeypatch, storage, storage.append_at
+
+    def down(self) -> None:
+        from shared_code.platform.errors import ServiceUnavailable
+
+        def refused(*args, **kwargs):
+            raise ServiceUnavailable(detail="file storage is unavailable, try again later")
+
+        self._monkeypatch.setattr(self._storage, "append_at", refused)
+
+    def up(self) -> None:
+        self._monkeypatch.setattr(self._storage, "append_at", self._real)
+
+
+@pytest.fixture
+def audit_outage(emulators, monkeypatch) -> AuditOutage:
+    """An :class:`AuditOutage` (the log is up until ``down()``; restored after the test)."""
+    return AuditOutage(monkeypatch)
+
+
+@pytest.fixture
+def log_down(audit_outage) -> AuditOutage:
+    """The audit log is down from the start of the test (``up()`` brings it back)."""
+    audit_outage.down()
+    return audit_outage
+
+
 def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
     """Run in a separate process: append ``count`` entries naming ``worker``; returns their seqs."""
     environment, worker, count = args
@@ -60,20 +122,5 @@ def entries_since(start: int) -> list[dict]:
 
 
 def audit_events(event: str) -> list[dict]:
-    """Every entry of ``event`` in the audit log, read through the operator API page by page.
-
-    The API serves the stored tree state, which lags the log by fewer than ``SAVE_EVERY`` entries
-    (:mod:`shared_code.audit.sequencer`); folding the log first, as a checkpoint does, shows all.
-    """
-    from shared_code.audit import sequencer
-
-    sequencer.synced_state()
-    entries, start, size = [], 0, 1
-    while start < size:
-        status, body = call("audit_entries", "GET", "audit/entries", params={"start": str(start)})
-        assert status == 200, body
-        entries += [json.loads(item["entry"]) for item in body["entries"]]
-        start, size = start + len(body["entries"]), body["size"]
-        if not body["entries"]:
-            break
-    return [entry for entry in entries if entry["event"] == event]
+    """Every entry of ``event`` in the audit log (:func:`entries_since` the start)."""
+    return entries_since(0, event)

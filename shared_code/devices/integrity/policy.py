@@ -30,7 +30,7 @@ checks (``nonce``: a live challenge of this device, consumed; ``token_unused``) 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -79,6 +79,14 @@ class Expectations:
     refuse_risky_apps: bool = False
     max_activity_level: str = ""  # "" = not checked, else LEVEL_1 .. LEVEL_4
     allow_testing: bool = False
+
+
+def policy_document(expected: Expectations) -> dict[str, Any]:
+    """The policy in force as JSON (for the audit log's policy hash): every expectation but the
+    per-request ``request_hash``, certificate digests sorted."""
+    document = {name: value for name, value in asdict(expected).items() if name != "request_hash"}
+    document["cert_digests"] = sorted(expected.cert_digests)
+    return document
 
 
 def _section(payload: dict[str, Any], name: str) -> dict[str, Any]:

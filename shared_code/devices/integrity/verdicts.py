@@ -13,13 +13,18 @@ Flow of :func:`verify_token`, after Google's server-side guidance
    ``requestHash`` itself from the calling device and the challenge it sends
    (:func:`standard_request_hash`), and the challenge must be live and is consumed
    (``request_hash``): a genuine device's token submitted by another device fails;
-4. store the result on the device record (latest verdict wins) and return it; a result that
+4. record the verdict in the audit log (``integrity_verdict``: granted or refused with the
+   ``failed_checks``, the SHA-256 of the token, the decode mode as verifier and the hash of the
+   policy in force; a failed log write is 503 and nothing is stored);
+5. store the result on the device record (latest verdict wins) and return it; a result that
    fails ``token_unused`` is only answered: a replayed token says nothing new about the device.
 
-Crash safety: if the verdict's write to the device times out, the caller got 503 and the verdict
-may land. A retry with the same token answers ``token_unused`` (with ``nonce`` / ``request_hash``,
-whose challenge the first try used up), saying exactly why, and leaves the device's stored verdict
-as it is (``GET /api/device`` shows it); a new token from the app gets a new verdict.
+Crash safety: if the audit entry cannot be written, the caller got 503 and no verdict is stored;
+if the verdict's write to the device times out, the caller got 503 and the verdict may land.
+Either way a retry with the same token answers ``token_unused`` (with ``nonce`` /
+``request_hash``, whose challenge the first try used up), saying exactly why, and leaves the
+device's stored verdict as it is (``GET /api/device`` shows it); a new token from the app gets a
+new verdict.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from shared_code.audit import trail
 from shared_code.devices import challenges, registry
 from shared_code.devices.integrity import decode, policy
 from shared_code.platform import cosmos
@@ -38,6 +44,8 @@ from shared_code.platform.errors import Forbidden, Unauthorized
 from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 log = logging.getLogger("trustgate.integrity")
+
+VERIFIER_VERSION = 1
 
 
 def standard_request_hash(deviceid: str, challenge: str) -> str:
@@ -102,13 +110,14 @@ def verify_token(device: dict[str, Any], token: str, challenge: str | None = Non
     :func:`standard_request_hash` of this device and ``challenge``, which must be live and is
     consumed); omitted → classic request (``nonce`` must be this device's live challenge). Raises
     :class:`~shared_code.devices.integrity.decode.InvalidIntegrityToken` (400),
-    :class:`~shared_code.platform.errors.ServiceUnavailable` (503) and
-    :class:`~shared_code.platform.config.ConfigError` (500), storing nothing in those cases.
+    :class:`~shared_code.platform.errors.ServiceUnavailable` (503; also when the audit log is
+    down) and :class:`~shared_code.platform.config.ConfigError` (500), storing nothing in those cases.
     """
     payload = decode.decode_token(token)
     now = utc_now()
     expected_hash = None if challenge is None else standard_request_hash(device["id"], challenge)
-    failed = policy.evaluate(payload, _expectations(expected_hash), now)
+    expected = _expectations(expected_hash)
+    failed = policy.evaluate(payload, expected, now)
     if challenge is None and not _consumed(device["id"], policy.nonce(payload)):
         failed.append(policy.NONCE)
     if challenge is not None and not _consumed(device["id"], challenge) and policy.REQUEST_HASH not in failed:
@@ -121,6 +130,8 @@ def verify_token(device: dict[str, Any], token: str, challenge: str | None = Non
         "failed_checks": failed,
         "checked_at": to_iso(now),
     }
+    verifier = f"play-integrity-{get_settings().play_integrity_mode}/{VERIFIER_VERSION}"
+    trail.record("integrity_verdict", actor=trail.device_actor(device["id"]), objects={"device": device["id"], "request_type": result["verdict"]["request_type"]}, outcome=trail.REFUSED if failed else trail.GRANTED, failed_checks=failed, evidence=trail.evidence_digest(token.encode("utf-8"), verifier, policy.policy_document(expected)))
     if policy.TOKEN_UNUSED not in failed:
         registry.record_integrity(device, result)
     log.info("integrity verdict for %s: valid=%s failed=%s", device["id"], result["valid"], ",".join(failed))

@@ -8,18 +8,19 @@ import json
 import logging
 import os
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Iterator
 
 import pytest
 
 from shared_code.accounts import otp
-from shared_code.platform import config, cosmos, rate_limit
+from shared_code.platform import config, cosmos
 from shared_code.platform.security_log import subject_ref
 from tests.support.accounts import new_email, register_user, strong_password
 from tests.support.devices import json_body, respond
 from tests.support.gatherer import Gatherer
 from tests.support.mail import latest_otp, otp_count
+from tests.support.throttle import own_client_address, stop_rate_limit_clock
 
 pytestmark = pytest.mark.integration
 
@@ -49,18 +50,13 @@ def limits() -> Iterator[callable]:
 @pytest.fixture
 def clock(monkeypatch) -> callable:
     """The rate limiter's clock, stopped at START; ``clock(seconds)`` moves it forward."""
-    now = {"t": START}
-    monkeypatch.setattr(rate_limit, "utc_now", lambda: now["t"])
-
-    def advance(seconds: float) -> None:
-        now["t"] += timedelta(seconds=seconds)
-    return advance
+    return stop_rate_limit_clock(monkeypatch, START)
 
 
 @pytest.fixture
 def client() -> str:
-    """A client address of its own (TRUSTED_PROXY_HOPS is 1: the X-Forwarded-For entry counts)."""
-    return f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    """A client address of its own."""
+    return own_client_address("198.18.0.0/16")
 
 
 def post(name: str, document: dict, client: str) -> tuple[int, dict, str | None]:

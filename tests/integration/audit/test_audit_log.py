@@ -1,5 +1,6 @@
 """The audit log against Azurite and cosmosdb-server: sequencing, tiles, proofs, checkpoints,
-crash repair, concurrent writers in several processes, and the client's verifier over the API."""
+crash repair, concurrent writers in several processes, the client's verifier over the API, and the
+operator endpoints' refusals of bad parameters."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from shared_code.audit import checkpoints, proofs, sequencer, storage, trail
 from shared_code.audit.storage import PositionTaken
 from shared_code.platform.errors import ServiceUnavailable
 from tests.support.audit import HandlerSource, append_worker
+from tests.support.devices import call
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +236,15 @@ def test_a_failed_block_fails_every_decision_in_it_and_logs_none(clean_log, monk
     assert all(isinstance(e, ServiceUnavailable) for e in errors)
     monkeypatch.setattr(storage, "append_at", real)
     assert _record(100) == 0 and [e["objects"]["n"] for e in _all_entries()] == [100]
+
+
+def test_operator_endpoints_refuse_bad_parameters(emulators):
+    checkpoints.publish()
+    size = sequencer.synced_state().size
+    assert call("audit_inclusion_proof", "GET", "audit/proof/inclusion",
+                params={"index": str(size), "size": str(size)})[1]["message"] == "invalid_index"
+    assert call("audit_inclusion_proof", "GET", "audit/proof/inclusion",
+                params={"index": "0", "size": str(size + 1)})[1]["message"] == "invalid_size"
+    assert call("audit_consistency_proof", "GET", "audit/proof/consistency",
+                params={"from": "2", "to": "1"})[0] == 400
+    assert call("audit_entries", "GET", "audit/entries", params={"start": "x"})[0] == 400
