@@ -113,14 +113,6 @@ def append_worker(args: tuple[dict[str, str], str, int]) -> list[int]:
             for n in range(count)]
 
 
-def entries_since(start: int) -> list[dict]:
-    """The audit entries appended from index ``start`` on, parsed (read straight from the log)."""
-    from shared_code.audit import proofs, sequencer
-
-    state = sequencer.synced_state()
-    return [json.loads(entry) for _, entry in proofs.entries(start, state.size, state)]
-
-
 def audit_events(event: str) -> list[dict]:
     """Every entry of ``event`` in the audit log (:func:`entries_since` the start)."""
     return entries_since(0, event)
