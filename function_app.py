@@ -32,7 +32,7 @@ for blueprint in (
     maintenance_bp,
     messages_bp,
     audit_bp,
-    direct_uploads_bp,  # issue 13: direct-to-blob uploads
-    operator_bp,  # issue 16: device and account lifecycle (operator API)
+    direct_uploads_bp,  # direct-to-blob uploads
+    operator_bp,  # device and account lifecycle (operator API)
 ):
     app.register_functions(blueprint)

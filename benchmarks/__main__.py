@@ -23,7 +23,7 @@ from pathlib import Path
 from devhost.__main__ import use_example_settings_if_needed  # also puts the repository on sys.path
 
 SECTIONS = ("imports", "latency", "uploads", "requests", "attestation", "audit", "direct", "kms",
-            "lifecycle")  # lifecycle: issue 16
+            "lifecycle")  # device and account lifecycle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
             if "direct" in options.only:
                 direct = direct_uploads.run(settings, Path(tmp))
     lifecycle_figures = None
-    if "lifecycle" in options.only:  # device and account lifecycle (issue 16): a fresh emulator pair
+    if "lifecycle" in options.only:  # device and account lifecycle: a fresh emulator pair
         from benchmarks import lifecycle
 
         with stack.emulators():
             lifecycle_figures = lifecycle.run()
     kms_figures = None
-    if "kms" in options.only:  # KMS key service (issue 18)
+    if "kms" in options.only:  # KMS key service
         from benchmarks import kms
 
         with tempfile.TemporaryDirectory(prefix="trustgate-bench-") as tmp, stack.emulators() as settings:

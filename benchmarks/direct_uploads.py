@@ -15,7 +15,7 @@ against the same Azurite, the two sides alternating (which goes first alternates
   using the plain SDK would do), so the auth cost Azurite adds to SAS requests is on both sides.
 
 RSS (:class:`benchmarks.rss.RssPeak`): the devhost's growth (peak − before) from the grant to the
-verdict, which covers the verifier; the client worker's absolute peak. Targets (issue 13):
+verdict, which covers the verifier; the client worker's absolute peak. Targets:
 transfer throughput ≥ 0.9× the SDK's, devhost growth < 10 MiB at any size, client peak < 150 MiB
 for 1 GB. The machine's load average is printed with the figures: wall-clock ratios are only as
 good as the quiet of the machine.

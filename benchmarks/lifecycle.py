@@ -1,4 +1,4 @@
-"""Device and account lifecycle (issue 16): what the checks cost per request, what a cascade costs.
+"""Device and account lifecycle: what the checks cost per request, what a cascade costs.
 
 - **Per request**: storage round trips (counted from the SDKs, :mod:`benchmarks.round_trips`) of
   ``GET /api/challenge``, ``POST /upload-file`` (1 KiB, with the challenge it needs) and

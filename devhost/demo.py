@@ -145,7 +145,7 @@ def main() -> int:
             # devices: hardware attestation (simulated devices under the dev test authority)
             attestation_demo(host.base_url, Path(tmp) / "attestation", lambda label, ok: _check(label, ok, results))
             token_demo(host, lambda label, ok: _check(label, ok, results))
-            # device and account lifecycle (issue 16)
+            # device and account lifecycle
             lifecycle_demo(host.base_url, mailbox, Path(tmp) / "lifecycle", lambda label, ok: _check(label, ok, results))
     passed = sum(results)
     print(f"\ndemo: {passed} passed, {len(results) - passed} failed", flush=True)

@@ -134,7 +134,7 @@ def file_store_demo(server: str, mailbox: Mailbox | None, workdir: Path, check: 
           refused.returncode == 1 and "file_not_found (404)" in refused.stderr and not again.exists())
     ok, detail = _refused(load_session(friend_home), lambda files: files.get_private_key(name), (400, "access_denied"))
     check(f"after the revoke {friend}'s key request is refused ({detail})", ok)
-    # KMS key service (issue 18): nothing was handed out, so unwrapping is refused too; the owner rotates.
+    # KMS key service: nothing was handed out, so unwrapping is refused too; the owner rotates.
     ok, detail = _refused(load_session(friend_home), lambda files: files.unwrap_key(name, b"\0" * 384), (400, "access_denied"))
     check(f"after the revoke {friend}'s unwrap request is refused ({detail})", ok)
     rotated = _client(owner_home, "files", "rotate", name)

@@ -1,4 +1,4 @@
-"""``make demo`` step for the device and account lifecycle (issue 16), through the CLI.
+"""``make demo`` step for the device and account lifecycle, through the CLI.
 
 A device uploads, rotates its key (the old key is refused afterwards) and its token (the old token
 is refused at once). The operator suspends it (its calls answer 403 ``device_suspended``),

@@ -73,7 +73,7 @@ def logout(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(200, "logout_success")
 
 
-# account deletion (issue 16) ------------------------------------------------------------------
+# account deletion ------------------------------------------------------------------
 
 @accounts_bp.route(route="delete_account/otp", methods=["POST"])
 @handle_errors

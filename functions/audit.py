@@ -1,4 +1,4 @@
-"""Audit log API (issue 15): checkpoints, entries and proofs for operators (function key in Azure),
+"""Audit log API: checkpoints, entries and proofs for operators (function key in Azure),
 a device's own entries with their inclusion proofs, and the checkpoint timer.
 
 Hashes and proofs are standard base64 (RFC 4648 §4); entries are their canonical JSON text (the

@@ -1,5 +1,5 @@
 """Device API (seed 000): register, challenge, attest, upload, list files, Play Integrity verify, show;
-key and token rotation (issue 16); and the timer that refreshes the attestation status list and
+key and token rotation; and the timer that refreshes the attestation status list and
 re-checks stored chains.
 
 Handlers only parse, call :mod:`shared_code`, and map the result to a JSON response.
@@ -174,7 +174,7 @@ def refresh_attestation_status(timer: func.TimerRequest) -> None:
         raise RuntimeError(f"attestation status sweep incomplete: {report.failed}")
 
 
-# device lifecycle (issue 16): self-service key and token rotation ------------------------------
+# device lifecycle: self-service key and token rotation ------------------------------
 
 @devices_bp.route(route="rotate-device-key", methods=["POST"])
 @handle_errors

@@ -1,4 +1,4 @@
-"""Direct-to-blob uploads (issue 13): grant, state, renew, and the staging blob trigger that
+"""Direct-to-blob uploads: grant, state, renew, and the staging blob trigger that
 verifies what the device sent before anyone sees it.
 
 Handlers only parse, call :mod:`shared_code.devices.direct_uploads` /

@@ -1,5 +1,5 @@
-"""KMS API (seed 002 "KMS server"): per-file RSA key pairs, grants and revocation; KEK rotation
-(issue 18): the rewrap timer and the operators' status.
+"""KMS API (seed 002 "KMS server"): per-file RSA key pairs, grants and revocation; KEK rotation:
+the rewrap timer and the operators' status.
 
 Every user call needs a live session in the ``sid`` header (403 ``invalid_session``); the status
 needs a function key in Azure. Handlers only parse, call :mod:`shared_code.filestore.kms` /

@@ -1,7 +1,7 @@
 """Maintenance timers: the purge of expired state (tokens, challenges, sessions, OTPs, rate-limit
 windows, … every container declared with a TTL), on the ``%PURGE_SCHEDULE%`` NCRONTAB schedule,
 after the sweep of expired direct-upload grants and their staged blobs and the completion of
-device revocations and account deletions left unfinished (issue 16).
+device revocations and account deletions left unfinished.
 """
 
 import logging

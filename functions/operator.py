@@ -1,4 +1,4 @@
-"""Operator API (issue 16): the lifecycle of devices and accounts.
+"""Operator API: the lifecycle of devices and accounts.
 
 Suspend, resume and revoke a device (with the revocation's cascade and its ``?dry_run=true``),
 revoke every device whose stored attestation chain holds a certificate, list and filter devices,

@@ -253,7 +253,7 @@ module api 'app/api.bicep' = {
   dependsOn: [rbac, privateEndpoints]
 }
 
-// Audit log (issue 15): WORM retention with protected appends on the audit container, so even the
+// Audit log: WORM retention with protected appends on the audit container, so even the
 // operator cannot rewrite or delete a log segment or a published checkpoint within the period.
 module auditStorage 'app/audit-storage.bicep' = {
   name: 'auditStorage'
@@ -296,5 +296,5 @@ output KEY_VAULT_GENERATED_SECRETS string = keyVault.outputs.generatedSecrets
 output KEY_VAULT_SUPPLIED_SECRETS string = keyVault.outputs.suppliedSecrets
 output UPLOADS_CONTAINER string = storage.outputs.uploadsContainerName
 output UPLOADS_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
-// Direct uploads (issue 13): the staging container, whose BlobCreated events postdeploy subscribes.
+// Direct uploads: the staging container, whose BlobCreated events postdeploy subscribes.
 output UPLOAD_STAGING_CONTAINER string = first(filter(loadJsonContent('app/blob-containers.json'), c => c.setting == 'UPLOAD_STAGING_CONTAINER')).name

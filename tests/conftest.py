@@ -51,11 +51,11 @@ TEST_SETTINGS = {
     # a local fake (tests/support/attestation.py), and the refresh timer never fires on its own.
     "ANDROID_ATTESTATION_STATUS_URL": "http://127.0.0.1:9/attestation/status",
     "ANDROID_ATTESTATION_STATUS_SCHEDULE": "0 0 0 1 1 *",
-    # audit (issue 15)
+    # audit
     "AUDIT_SIGNING_KEY": base64.b64encode(b"test-audit-signing-key-" + b"s" * 9).decode(),
     "AUDIT_SALT": base64.b64encode(b"test-audit-salt-" + b"a" * 32).decode(),
     "AUDIT_ENVIRONMENT": "test",
-    # KMS key service (issue 18): the rewrap timer never fires on its own either; tests run it.
+    # KMS key service: the rewrap timer never fires on its own either; tests run it.
     "KMS_REWRAP_SCHEDULE": "0 0 0 1 1 *",
 }
 

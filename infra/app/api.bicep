@@ -71,7 +71,7 @@ var computedSettings = [
   // Operator-supplied mail relay (the password is a Key Vault reference, see key-vault-secrets.json).
   { name: 'SMTP_HOST', value: smtpHost }
   { name: 'SMTP_SENDER', value: smtpSender }
-  // audit (issue 15): the log's origin names the azd environment.
+  // audit: the log's origin names the azd environment.
   { name: 'AUDIT_ENVIRONMENT', value: auditEnvironment }
 ]
 

@@ -1,4 +1,4 @@
-// Audit log storage (issue 15): a time-based retention policy on the audit container (created by
+// Audit log storage: a time-based retention policy on the audit container (created by
 // storage.bicep from blob-containers.json) that still allows protected appends.
 // - Append blobs (log segments, upper hash tiles, checkpoint segments) can only grow: existing
 //   blocks can be neither modified nor deleted, new blocks can be appended.

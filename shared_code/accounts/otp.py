@@ -37,7 +37,7 @@ from shared_code.platform.timeutil import from_iso, to_iso, utc_now
 
 REGISTER = "register"
 LOGIN = "login"
-DELETE = "delete"  # account deletion (issue 16)
+DELETE = "delete"  # account deletion
 PURPOSES = (REGISTER, LOGIN, DELETE)
 CODE_DIGITS = 6
 CODE_PATTERN = re.compile(r"[0-9]{6}")

@@ -6,7 +6,7 @@ is the address itself. Registration, passwords and
 OTPs live in :mod:`shared_code.accounts.registration` and :mod:`~shared_code.accounts.signin`; this module is the small shared contract other areas
 (KMS grants, the data store) use to name users.
 
-A user's ``status`` (issue 16) is ``active`` (also when absent), ``suspended`` (an operator's hold:
+A user's ``status`` is ``active`` (also when absent), ``suspended`` (an operator's hold:
 sessions and sign-in refused, :mod:`shared_code.accounts.suspension`) or ``deleting`` (the account
 is being erased, :mod:`shared_code.accounts.deletion`: nothing works any more, the record goes
 last). :func:`incarnation` names one registration of an address, so what was bound to an earlier

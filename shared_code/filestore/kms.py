@@ -307,7 +307,7 @@ def _file_exists() -> BadRequest:
     return BadRequest("file_exists", "a key for this file name already exists")
 
 
-# -- account deletion (issue 16): the KMS side of shared_code.filestore.erasure -------------------
+# -- account deletion: the KMS side of shared_code.filestore.erasure -------------------
 
 def is_destroyed(item: dict[str, Any]) -> bool:
     """Whether a key item is a tombstone left by :func:`destroy_key`."""

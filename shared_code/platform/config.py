@@ -144,7 +144,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PLAY_INTEGRITY_REFUSE_RISKY_APPS", "false", "refuse appAccessRiskVerdict UNKNOWN_CAPTURING / UNKNOWN_CONTROLLING / UNKNOWN_OVERLAYS"),
     SettingSpec("PLAY_INTEGRITY_MAX_ACTIVITY_LEVEL", "", "highest accepted recentDeviceActivity.deviceActivityLevel, LEVEL_1..LEVEL_4 (empty = not checked)"),
     SettingSpec("PLAY_INTEGRITY_ALLOW_TESTING", "false", "accept testingDetails.isTestingResponse tokens (Play Console test responses)"),
-    # audit (issue 15). Empty key defaults on purpose: an audited decision answers 500
+    # audit. Empty key defaults on purpose: an audited decision answers 500
     # configuration_error naming the setting (shared_code.audit), so nothing is ever decided unlogged.
     SettingSpec("AUDIT_CONTAINER", "audit", "blob container of the audit log (log segments, hash tiles, checkpoints)"),
     SettingSpec("AUDIT_SIGNING_KEY", "", "base64 of the 32-byte Ed25519 private key that signs audit checkpoints (Key Vault reference in Azure)", secret=True),
@@ -152,19 +152,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("AUDIT_ENVIRONMENT", "local", "environment name in the audit log's origin trustgate/<environment>/audit"),
     SettingSpec("AUDIT_CHECKPOINT_SECONDS", "60", "a new signed checkpoint at most this long after new entries (the timer runs every minute), seconds"),
     SettingSpec("AUDIT_CHECKPOINT_ENTRIES", "1000", "also sign a checkpoint in the request that appends every N-th entry"),
-    # Direct-to-blob uploads (issue 13). Required, no default, like UPLOADS_CONTAINER: the staging
+    # Direct-to-blob uploads. Required, no default, like UPLOADS_CONTAINER: the staging
     # blob trigger's path binds %UPLOAD_STAGING_CONTAINER%, which the host resolves from app settings only.
     SettingSpec("UPLOAD_STAGING_CONTAINER", None, "blob container devices write direct uploads to (SAS create+write), the verifier trigger's path"),
     SettingSpec("MAX_DIRECT_UPLOAD_BYTES", "5368709120", "largest file POST /api/uploads grants, bytes"),
     SettingSpec("UPLOAD_SAS_TTL_SECONDS", "900", "lifetime of one upload_url (SAS), seconds; renew for another"),
     SettingSpec("UPLOAD_GRANT_TTL_SECONDS", "86400", "how long a direct-upload grant stays pending (renewals and the commit must fall inside), seconds"),
     SettingSpec("MAX_PENDING_UPLOADS_PER_DEVICE", "4", "direct-upload grants one device may have pending at once (429 beyond)"),
-    # abuse resistance (issue 12)
+    # abuse resistance
     SettingSpec("RATE_LIMIT_IPV6_PREFIX", "64", "per-client limits count IPv6 clients per network of this prefix length (64 = one subscriber's /64; 128 = per address)"),
     SettingSpec("KMS_KEYS_PER_HOUR", "60", "file key pairs (POST /get_public_key) one user may create per hour (429 beyond)"),
-    # device and account lifecycle (issue 16)
+    # device and account lifecycle
     SettingSpec("ATTESTATION_REVOCATION_ACTION", "downgrade", "what a revoked attestation certificate does to the devices whose stored chain holds it: downgrade (trust_level revoked) or revoke (the device, with its cascade)"),
-    # KMS key service (issue 18): KEK versions and the rewrap timer, unwrap, private-key export, file key versions.
+    # KMS key service: KEK versions and the rewrap timer, unwrap, private-key export, file key versions.
     SettingSpec("KMS_MASTER_KEYS", "", "JSON map of KEK id -> base64 32-byte AES-256 KEK, for KEK rotation (one Key Vault secret in Azure); KMS_MASTER_KEY joins it under its derived id", secret=True),
     SettingSpec("KMS_ACTIVE_KEK", "", "id of the KEK new wraps use; required when more than one KEK is configured"),
     # Binding expression of the rewrap timer: like PURGE_SCHEDULE, the host resolves it from app settings only.
@@ -267,7 +267,7 @@ class Settings:
     play_integrity_refuse_risky_apps: bool
     play_integrity_max_activity_level: str
     play_integrity_allow_testing: bool
-    # audit (issue 15)
+    # audit
     audit_container: str
     audit_signing_key: bytes
     audit_salt: bytes
@@ -280,12 +280,12 @@ class Settings:
     upload_sas_ttl_seconds: int
     upload_grant_ttl_seconds: int
     max_pending_uploads_per_device: int
-    # abuse resistance (issue 12)
+    # abuse resistance
     rate_limit_ipv6_prefix: int
     kms_keys_per_hour: int
-    # device and account lifecycle (issue 16)
+    # device and account lifecycle
     attestation_revocation_action: str
-    # KMS key service (issue 18)
+    # KMS key service
     kms_master_keys: str
     kms_active_kek: str
     kms_rewrap_schedule: str
@@ -474,7 +474,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         play_integrity_refuse_risky_apps=r.boolean("PLAY_INTEGRITY_REFUSE_RISKY_APPS"),
         play_integrity_max_activity_level=_activity_level(r),
         play_integrity_allow_testing=r.boolean("PLAY_INTEGRITY_ALLOW_TESTING"),
-        # audit (issue 15)
+        # audit
         audit_container=r.text("AUDIT_CONTAINER"),
         audit_signing_key=r.key("AUDIT_SIGNING_KEY", 32) if r.text("AUDIT_SIGNING_KEY") else b"",
         audit_salt=r.key("AUDIT_SALT", 32) if r.text("AUDIT_SALT") else b"",
@@ -487,12 +487,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upload_sas_ttl_seconds=r.integer("UPLOAD_SAS_TTL_SECONDS", 60, 86400),
         upload_grant_ttl_seconds=r.integer("UPLOAD_GRANT_TTL_SECONDS", 300, 86400),
         max_pending_uploads_per_device=r.integer("MAX_PENDING_UPLOADS_PER_DEVICE", 1, 100),
-        # abuse resistance (issue 12)
+        # abuse resistance
         rate_limit_ipv6_prefix=r.integer("RATE_LIMIT_IPV6_PREFIX", 32, 128),
         kms_keys_per_hour=r.integer("KMS_KEYS_PER_HOUR", 1, 1_000_000),
-        # device and account lifecycle (issue 16)
+        # device and account lifecycle
         attestation_revocation_action=r.choice("ATTESTATION_REVOCATION_ACTION", ("downgrade", "revoke"), str.lower),
-        # KMS key service (issue 18)
+        # KMS key service
         kms_master_keys=r.text("KMS_MASTER_KEYS"),
         kms_active_kek=r.text("KMS_ACTIVE_KEK"),
         kms_rewrap_schedule=r.text("KMS_REWRAP_SCHEDULE"),

@@ -50,7 +50,7 @@ class ContainerSpec:
 
 DEVICES = ContainerSpec("devices", "/id")
 CHALLENGES = ContainerSpec("challenges", "/deviceid", default_ttl=-1)
-# Device files. Direct-upload grants (issue 13) are file records too: pending ones carry
+# Device files. Direct-upload grants are file records too: pending ones carry
 # expires_at + ttl (the purge convention), verified ones drop both and never expire.
 FILES = ContainerSpec("files", "/deviceid", default_ttl=-1)
 USERS = ContainerSpec("users", "/id")
@@ -74,20 +74,20 @@ INTEGRITY_TOKENS = ContainerSpec("integrity_tokens", "/id", default_ttl=-1)
 # Message gatherer users and their state (Grounded / Identified / Authenticated), id = username.
 GATHERER_USERS = ContainerSpec("gatherer_users", "/id")
 
-# audit (issue 15): the tree state and latest checkpoint (ids "log", "checkpoint"; caches of the
+# audit: the tree state and latest checkpoint (ids "log", "checkpoint"; caches of the
 # audit blobs, see shared_code.audit.storage), and the entries per subject (e.g. "device:<id>").
 AUDIT_STATE = ContainerSpec("audit_state", "/id")
 AUDIT_INDEX = ContainerSpec("audit_index", "/subject")
 
-# Direct uploads (issue 13): one item per occupied pending-upload slot of a device (id = slot
+# Direct uploads: one item per occupied pending-upload slot of a device (id = slot
 # number), so MAX_PENDING_UPLOADS_PER_DEVICE holds under concurrency; see shared_code.devices.upload_slots.
 UPLOAD_SLOTS = ContainerSpec("upload_slots", "/deviceid", default_ttl=-1)
 
 CONTAINERS: tuple[ContainerSpec, ...] = (
     DEVICES, CHALLENGES, FILES, USERS, SESSIONS, KMS_KEYS, FILE_ACCESS, TOKENS, RATE_LIMITS, OTPS,
     GATHERER_USERS, INTEGRITY_TOKENS,
-    AUDIT_STATE, AUDIT_INDEX,  # audit (issue 15)
-    UPLOAD_SLOTS,  # direct uploads (issue 13)
+    AUDIT_STATE, AUDIT_INDEX,  # audit
+    UPLOAD_SLOTS,  # direct uploads
 )
 
 

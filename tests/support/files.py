@@ -69,7 +69,7 @@ class User:
         body = json.dumps({k: v for k, v in document.items() if v is not None}).encode()
         return call("upload", "POST", "upload", headers=headers, body=body)
 
-    # -- the key service (issue 18) --
+    # -- the key service --
 
     def unwrap(self, file_name: str, encrypted_aes_key: object, key_version: int | None = None) -> tuple[int, dict]:
         document = {"file_name": file_name, "encrypted_aes_key": encrypted_aes_key, "key_version": key_version}

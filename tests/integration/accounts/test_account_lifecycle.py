@@ -103,7 +103,7 @@ def test_deleting_an_account_shreds_its_keys_and_frees_the_address(pair, mail_se
 
 
 def test_deletion_shreds_every_version_of_a_key_and_no_one_unwraps_under_it_again(pair, mail_server):
-    """With the key service (issue 18): every version of a destroyed key is gone, /unwrap_key
+    """With the key service: every version of a destroyed key is gone, /unwrap_key
     refuses the former grantee for each of them, and the grant the account received is withdrawn."""
     account, bob_account, hers, his = pair
     alice, bob = store_user(account), store_user(bob_account)

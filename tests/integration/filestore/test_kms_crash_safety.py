@@ -30,7 +30,7 @@ def users(faults):
 
 
 def test_a_stalled_index_entry_grants_nothing_when_another_user_takes_the_name(faults, users):
-    """The exploit of issue 12: a half-made creation must never hand its caller the key and
+    """The crash-safety exploit: a half-made creation must never hand its caller the key and
     ciphertext of whoever makes the name next."""
     alice, bob = users
     name = unique_name("stalled")

@@ -57,7 +57,7 @@ def test_a_stalled_revocation_lands_and_its_retry_answers_200(faults):
 
 
 def test_a_stalled_logout_lands_and_its_retry_says_the_session_is_gone(faults):
-    register_user("logout-crash@example.org")  # a session names its account (issue 16)
+    register_user("logout-crash@example.org")  # a session names its account
     sid = sessions.create_session("logout-crash@example.org")
     with faults.cosmos.freeze(cosmos_op("delete", cosmos.SESSIONS.name)):
         assert post("logout", {}, headers={"sid": sid})[0] == 503

@@ -99,7 +99,7 @@ def test_unusable_master_key_is_a_config_error_naming_the_setting_not_the_value(
     assert value is None or value not in str(caught.value)
 
 
-# --- KEK versions (issue 18) -----------------------------------------------------------------
+# --- KEK versions -----------------------------------------------------------------
 
 def _kek() -> str:
     return base64.b64encode(os.urandom(32)).decode()

@@ -1,4 +1,4 @@
-"""The KMS key service's functions as the host indexes them (issue 18)."""
+"""The KMS key service's functions as the host indexes them."""
 
 import azure.functions as func
 

@@ -80,7 +80,7 @@ def test_purge_covers_every_container_with_a_ttl_and_nothing_else():
     names = {spec.name for spec in purge.expiring_containers()}
     assert {"challenges", "sessions", "tokens", "rate_limits"} <= names
     assert not names & {"devices", "users"}
-    # files holds direct-upload grants that expire (issue 13); its files proper carry no expires_at,
+    # files holds direct-upload grants that expire; its files proper carry no expires_at,
     # so the purge never touches them (tests/integration/devices/test_direct_uploads.py).
     assert names == {spec.name for spec in cosmos.CONTAINERS if spec.default_ttl is not None}
 
